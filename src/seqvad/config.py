@@ -1,0 +1,127 @@
+"""Configuration: nested dicts with a default for every knob, loaded from YAML.
+
+A config is built as ``DEFAULTS`` <- dataset YAML <- user YAML <- command-line overrides.
+Each component reads its own section (``detector``, ``cubes``, ``model``, ``tasks``,
+``schedule``, ``train``, ``scoring``) and nothing else.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from seqvad.errors import ConfigError
+
+DEFAULTS: dict[str, Any] = {
+    "name": "default",
+    "data": {"dataset": None, "root": None, "avenue_labels": "masks"},
+    "detector": {
+        "name": "motion",  # motion | yolox | yolox+motion | precomputed
+        "boxes": None,  # file for 'precomputed'
+        "merge_iou": 0.3,  # a motion box overlapping a detector box by more is dropped
+        "yolox": {
+            "input_size": [416, 416],
+            "score_threshold": 0.25,
+            "nms_iou": 0.45,
+            "classes": ["person", "bicycle", "car", "motorcycle", "bus", "truck", "skateboard"],
+            "min_area": 64,
+            "batch": 8,
+        },
+        "motion": {"method": "mog2", "history": 200, "var_threshold": 16.0, "min_area": 40,
+                   "kernel": 3, "warmup": 0},
+    },
+    "cubes": {"window": 4, "size": 32, "channels": 1},
+    "model": {"blocks": 2, "width": 32, "latent": 64, "projection": 64, "norm": "batch",
+              "memory": None},
+    "tasks": {
+        "pre": {"grad_weight": 1.0},
+        "rec": {},
+        "cls": {"tau": 0.1, "con_weight": 1.0, "static_threshold": 2.0},
+    },
+    "schedule": {"order": "pre,rec,cls", "epochs": [10, 10, 10], "lr": 1e-3,
+                 "reset_optimizer": False, "weights": {}},
+    "train": {"batch_size": 256, "seed": 0, "device": "cpu", "checkpoint_minutes": 10.0,
+              "num_workers": 0},
+    "scoring": {"error": "mse", "normalize": False, "median_window": 17},
+}
+
+
+def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(dict(base))
+    for key, value in (override or {}).items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def builtin_config_names() -> list[str]:
+    return sorted(p.name[:-5] for p in resources.files("seqvad.configs").iterdir() if p.name.endswith(".yaml"))
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file does not exist")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a config must be a mapping of sections")
+    return data
+
+
+def load_config(source: str | Path | Mapping[str, Any] | None = None,
+                overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Defaults <- (a built-in name such as ``ped2``, a YAML path, or a dict) <- overrides."""
+    if source is None:
+        user: Mapping[str, Any] = {}
+    elif isinstance(source, Mapping):
+        user = source
+    elif Path(source).suffix in (".yaml", ".yml") or Path(source).exists():
+        user = read_yaml(source)
+    else:
+        name = str(source)
+        if name not in builtin_config_names():
+            raise ConfigError(f"{name}: no such config file or built-in config "
+                              f"(built-in: {', '.join(builtin_config_names())})")
+        user = yaml.safe_load(resources.files("seqvad.configs").joinpath(name + ".yaml").read_text())
+    config = deep_merge(DEFAULTS, user)
+    if user.get("base"):
+        config = deep_merge(load_config(user["base"]), {k: v for k, v in user.items() if k != "base"})
+    return deep_merge(config, overrides or {})
+
+
+def set_dotted(config: dict[str, Any], dotted: str, value: Any) -> None:
+    """``set_dotted(cfg, 'train.batch_size', 64)``: used for ``--set key=value`` overrides."""
+    keys = dotted.split(".")
+    node = config
+    for key in keys[:-1]:
+        node = node.setdefault(key, {})
+    node[keys[-1]] = value
+
+
+def config_hash(section: Any) -> str:
+    """A stable short hash of a config section (cache keys, resume checks)."""
+    return hashlib.sha256(json.dumps(section, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def diff(a: Mapping[str, Any], b: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two configs."""
+    out = []
+    for key in sorted(set(a) | set(b)):
+        va, vb = a.get(key), b.get(key)
+        name = f"{prefix}{key}"
+        if isinstance(va, Mapping) and isinstance(vb, Mapping):
+            out += diff(va, vb, name + ".")
+        elif va != vb:
+            out.append(f"{name}: {va!r} -> {vb!r}")
+    return out

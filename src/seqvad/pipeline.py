@@ -1,0 +1,275 @@
+"""Glue for the run folder: dataset -> cube caches -> training -> evaluation.
+
+A run folder holds everything one experiment makes::
+
+    RUN/config.yaml              the resolved config
+    RUN/cubes/{train,test}/      cube caches (reused while the detector/cube config is unchanged)
+    RUN/checkpoints/phaseK.pt    the model after each phase (plus last.pt for resuming)
+    RUN/log.csv, log.json        losses per epoch
+    RUN/scores.csv, metrics.json evaluation of every phase on the test split
+    RUN/report/*.png             score curves per phase
+
+The modules it calls know nothing of each other; this is the only place that does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import yaml
+
+from seqvad import __version__
+from seqvad.errors import ConfigError, DataError
+
+
+# -- datasets ---------------------------------------------------------------------------------
+
+def load_videos(config: dict) -> tuple[list, list, str]:
+    """Train and test videos named by ``config['data']``; the synthetic scene is built in."""
+    data = config["data"]
+    name = data.get("dataset")
+    if name in (None, "synthetic"):
+        from seqvad.data.synthetic import SceneConfig, make_scene
+
+        scene = data.get("scene", "demo")
+        scene_cfg = getattr(SceneConfig, scene)() if isinstance(scene, str) else SceneConfig(**scene)
+        train, test = make_scene(scene_cfg)
+        return train, test, f"synthetic scene '{scene}'"
+    from seqvad.data.datasets import load_dataset
+
+    dataset = load_dataset(name, data.get("root"), avenue_labels=data.get("avenue_labels", "masks"),
+                           labels=data.get("labels"))
+    return dataset.train, dataset.test, dataset.label_source
+
+
+# -- cubes ------------------------------------------------------------------------------------
+
+def prepare(config: dict, run_dir: Path, videos: dict[str, Sequence], workers: int | None = None,
+            progress: bool = True) -> dict[str, Any]:
+    """Cube caches for the given splits (``{'train': videos, 'test': videos}``) under RUN/cubes."""
+    from seqvad.objects.prepare import prepare_split
+
+    stores = {}
+    for split, split_videos in videos.items():
+        detector_cfg = dict(config["detector"])
+        if detector_cfg.get("name") == "precomputed":
+            boxes = detector_cfg.get(f"boxes_{split}") or detector_cfg.get("boxes")
+            if not boxes:
+                raise ConfigError(f"detector 'precomputed' needs detector.boxes_{split} (a boxes file)")
+            if "{root}" in str(boxes):  # configs name box files relative to the dataset root
+                from seqvad.data.datasets import resolve_root
+
+                boxes = str(boxes).replace("{root}", str(resolve_root(config["data"]["dataset"], config["data"].get("root"))))
+            detector_cfg["boxes"] = boxes
+        split_config = {**config, "detector": detector_cfg}
+        stores[split] = prepare_split(list(split_videos), split_config, Path(run_dir) / "cubes" / split,
+                                      workers=workers, progress=progress)
+    return stores
+
+
+def load_store(run_dir: Path, split: str):
+    from seqvad.objects.cubes import CubeStore
+
+    path = Path(run_dir) / "cubes" / split
+    if not path.is_dir():
+        raise DataError(f"{path}: no cube cache (run `seqvad prepare` or `seqvad train` first)")
+    return CubeStore.load(path)
+
+
+# -- provenance -------------------------------------------------------------------------------
+
+def git_commit() -> str:
+    try:
+        root = Path(__file__).resolve().parents[2]
+        out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return out.stdout.strip() + ("-dirty" if dirty else "") if out.returncode == 0 else "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def machine() -> dict[str, Any]:
+    import torch
+
+    info = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+            "cpu_count": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__,
+            "torch_threads": torch.get_num_threads(), "seqvad": __version__}
+    if torch.cuda.is_available():
+        info["cuda_device"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def command_line() -> str:
+    return " ".join(["seqvad" if i == 0 else a for i, a in enumerate(sys.argv)]) if sys.argv else "?"
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Atomic JSON write (temporary file, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=_json_default) + "\n")
+    os.replace(tmp, path)
+
+
+def _json_default(value):
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value)}")
+
+
+def write_config(run_dir: Path, config: dict) -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    tmp = run_dir / "config.yaml.tmp"
+    tmp.write_text(yaml.safe_dump(config, sort_keys=False))
+    os.replace(tmp, run_dir / "config.yaml")
+
+
+def read_run_config(run_dir: Path) -> dict:
+    path = Path(run_dir) / "config.yaml"
+    if not path.is_file():
+        raise DataError(f"{run_dir}: not a run folder (no config.yaml)")
+    return yaml.safe_load(path.read_text())
+
+
+# -- training ---------------------------------------------------------------------------------
+
+def train(config: dict, run_dir: Path, resume: bool = False, progress: bool = True) -> dict:
+    from seqvad.train import Trainer
+
+    store = load_store(run_dir, "train")
+    trainer = Trainer(config, store.cubes, Path(run_dir), progress=progress)
+    return trainer.fit(resume=resume)
+
+
+# -- evaluation -------------------------------------------------------------------------------
+
+def phase_checkpoints(run_dir: Path) -> list[Path]:
+    folder = Path(run_dir) / "checkpoints"
+    found = sorted(folder.glob("phase*.pt"), key=lambda p: int("".join(filter(str.isdigit, p.stem)) or 0))
+    if not found:
+        raise DataError(f"{folder}: no phase checkpoints (train first)")
+    return found
+
+
+def score_store(model, store, config: dict, device: str = "cpu",
+                stats: dict | None = None) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray]:
+    """Raw and smoothed frame scores per video, and the object errors."""
+    from seqvad import scoring
+
+    sc = config["scoring"]
+    errors = scoring.object_errors(model, store.cubes, kind=sc.get("error", "mse"), device=device)
+    errors = normalise(errors, stats)
+    raw = scoring.frame_scores(errors, store.index["video"], store.index["frame"], store.frame_counts)
+    return raw, scoring.smooth(raw, int(sc.get("median_window", 17))), errors
+
+
+def error_stats(model, store, config: dict, device: str = "cpu", max_cubes: int = 20000) -> dict:
+    """Median and inter-quartile range of the training cubes' errors (for ``scoring.normalize``)."""
+    from seqvad import scoring
+
+    step = max(1, len(store.cubes) // max_cubes)
+    errors = scoring.object_errors(model, store.cubes[::step], kind=config["scoring"].get("error", "mse"),
+                                   device=device)
+    q1, median, q3 = np.percentile(errors, [25, 50, 75]) if len(errors) else (0.0, 0.0, 1.0)
+    return {"median": float(median), "iqr": float(q3 - q1)}
+
+
+def normalise(errors: np.ndarray, stats: dict | None) -> np.ndarray:
+    """Optional: errors in units of the training errors' spread above their median.
+
+    A monotone map, so it leaves AUC unchanged; it makes scores and thresholds comparable
+    across models. Clipped at 0 so that 'no object' (0) stays the lowest score.
+    """
+    if not stats:
+        return errors
+    return np.maximum(errors - stats["median"], 0.0) / max(stats["iqr"], 1e-12)
+
+
+def evaluate(run_dir: Path, device: str = "cpu", progress: bool = True, report: bool = True) -> dict:
+    """Score the test split with every phase's checkpoint; write scores.csv and metrics.json."""
+    from seqvad import scoring
+    from seqvad.train import load_model
+
+    run_dir = Path(run_dir)
+    config = read_run_config(run_dir)
+    store = load_store(run_dir, "test")
+    labels = test_labels(run_dir, store)
+    phases: dict[str, dict] = {}
+    columns: dict[str, np.ndarray] = {}
+    for path in phase_checkpoints(run_dir):
+        started = time.perf_counter()
+        model, _, info = load_model(path, map_location=device)
+        model.to(device)
+        stats = error_stats(model, load_store(run_dir, "train"), config, device) \
+            if config["scoring"].get("normalize") else None
+        raw, smoothed, _ = score_store(model, store, config, device, stats)
+        metrics = scoring.evaluate_scores(labels, smoothed).as_dict()
+        metrics["micro_auc_unsmoothed"] = scoring.micro_auc(labels, raw)
+        metrics["score_seconds"] = round(time.perf_counter() - started, 2)
+        metrics["checkpoint"] = path.name
+        metrics["tasks"] = info.get("tasks") if isinstance(info, dict) else None
+        phases[path.stem] = metrics
+        columns[f"{path.stem}_raw"] = np.concatenate(raw)
+        columns[f"{path.stem}_smoothed"] = np.concatenate(smoothed)
+    write_scores_csv(run_dir / "scores.csv", store, labels, columns)
+    result = {"command": command_line(), "run_dir": str(run_dir), "git_commit": git_commit(),
+              "machine": machine(), "config": config, "frames": int(sum(store.frame_counts)),
+              "abnormal_frames": int(sum(int(l.sum()) for l in labels)), "objects": int(len(store.cubes)),
+              "label_source": store.manifest.get("label_source", "see config"), "phases": phases}
+    write_json(run_dir / "metrics.json", result)
+    if report:
+        from seqvad.report import score_curves
+
+        score_curves(run_dir / "report", store.videos, labels,
+                     {k: np.split(v, np.cumsum(store.frame_counts)[:-1]) for k, v in columns.items()
+                      if k.endswith("_smoothed")})
+    return result
+
+
+def test_labels(run_dir: Path, store) -> list[np.ndarray]:
+    path = Path(run_dir) / "cubes" / "test" / "labels.npz"
+    if not path.is_file():
+        raise DataError(f"{path}: the test split has no frame labels, so it cannot be evaluated")
+    data = np.load(path)
+    labels = [data[name] for name in store.videos]
+    for name, lab, n in zip(store.videos, labels, store.frame_counts):
+        if len(lab) != n:
+            raise DataError(f"{path}: {len(lab)} labels for video {name} with {n} frames")
+    return labels
+
+
+def save_labels(run_dir: Path, videos: Sequence) -> None:
+    """Keep the test labels beside the test cubes so evaluation needs no dataset access."""
+    if any(v.labels is None for v in videos):
+        return
+    path = Path(run_dir) / "cubes" / "test" / "labels.npz"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name("labels.tmp.npz")
+    np.savez(tmp, **{v.name: v.labels for v in videos})
+    os.replace(tmp, path)
+
+
+def write_scores_csv(path: Path, store, labels: list[np.ndarray], columns: dict[str, np.ndarray]) -> None:
+    names = np.concatenate([[name] * n for name, n in zip(store.videos, store.frame_counts)])
+    frames = np.concatenate([np.arange(n) for n in store.frame_counts])
+    header = ["video", "frame", "label", *columns]
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w") as handle:
+        handle.write(",".join(header) + "\n")
+        label_flat = np.concatenate(labels)
+        values = np.stack(list(columns.values()), axis=1) if columns else np.zeros((len(frames), 0))
+        for i in range(len(frames)):
+            handle.write(f"{names[i]},{frames[i]},{label_flat[i]}," + ",".join(f"{v:.6g}" for v in values[i]) + "\n")
+    os.replace(tmp, path)
