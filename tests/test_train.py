@@ -14,6 +14,16 @@ from seqvad.train import (Trainer, TrainingError, epoch_permutation, load_checkp
                           split_batches)
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One torch thread: these models are tiny, and on a shared 2-core machine several threads
+    per process spin against each other (a 10x slowdown measured under load)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def tiny_config(epochs=(1, 1, 1), **train) -> dict:
     """A model small enough that a whole 3-phase run takes well under a second."""
     return {

@@ -40,7 +40,7 @@ def load_videos(config: dict) -> tuple[list, list, str]:
         from seqvad.data.synthetic import SceneConfig, make_scene
 
         scene = data.get("scene", "demo")
-        scene_cfg = getattr(SceneConfig, scene)() if isinstance(scene, str) else SceneConfig(**scene)
+        scene_cfg = SceneConfig.named(scene) if isinstance(scene, str) else SceneConfig(**scene)
         train, test = make_scene(scene_cfg)
         return train, test, f"synthetic scene '{scene}'"
     from seqvad.data.datasets import load_dataset

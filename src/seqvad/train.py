@@ -423,14 +423,14 @@ class Trainer:
         model = build_model(self.config["model"], self.geometry["channels"],
                             window=self.geometry["window"], size=self.geometry["size"])
         tasks = build_tasks(self.config["tasks"])
-        missing = sorted({name for phase in schedule.phases for name in self._phase_weights(phase)}
+        missing = sorted({name for phase in schedule.phases for name in self.phase_weights(phase)}
                          - set(tasks))
         if missing:
             raise ConfigError(f"schedule uses unknown task(s) {', '.join(missing)} "
                               f"(known: {', '.join(sorted(tasks))})")
         return schedule, TaskRunner(model, tasks)
 
-    def _phase_weights(self, phase: Any) -> dict[str, float]:
+    def phase_weights(self, phase: Any) -> dict[str, float]:
         """The active tasks of a phase and their weights (the memory loss joins every phase)."""
         names = list(phase.tasks)
         if self.config["model"].get("memory") and MEMORY_TASK not in names:
@@ -512,7 +512,7 @@ class Trainer:
             return
         phase = self.schedule.phases[phase_index]
         rows = [row for row in self.history if row["phase"] == phase_index + 1]
-        info = {"phase": phase_index + 1, "name": phase.name, "tasks": list(self._phase_weights(phase)),
+        info = {"phase": phase_index + 1, "name": phase.name, "tasks": list(self.phase_weights(phase)),
                 "epochs": phase.epochs, "global_step": self.position.global_step,
                 "losses": row_losses(rows[-1]) if rows else {}}
         save_checkpoint({**self._common_state(), "kind": "phase", "info": info},
@@ -574,7 +574,7 @@ class Trainer:
             group["lr"] = phase.lr
         if at_phase_start:
             log.info("phase %d/%d (%s): tasks %s, %d epochs, lr %g", index + 1,
-                     len(self.schedule.phases), phase.name, ",".join(self._phase_weights(phase)),
+                     len(self.schedule.phases), phase.name, ",".join(self.phase_weights(phase)),
                      phase.epochs, phase.lr)
         while self.position.epoch < phase.epochs:
             self._run_epoch(index, phase)
@@ -594,12 +594,13 @@ class Trainer:
 
     def _run_epoch(self, phase_index: int, phase: Any) -> None:
         batches = self._epoch_batches(phase_index, self.position.epoch)
-        weights = self._phase_weights(phase)
+        weights = self.phase_weights(phase)
         bar = self._progress_bar(phase_index, phase, len(batches))
         try:
             tick = time.perf_counter()
             for step in range(self.position.step, len(batches)):
-                losses = self._train_step(batches[step], weights, phase_index)
+                losses = self.train_step(batches[step], weights, phase_index)
+                self.stats.add(losses, len(batches[step]) * self.ddp.world_size)
                 now = time.perf_counter()
                 self.stats.seconds += now - tick
                 tick = now
@@ -631,8 +632,13 @@ class Trainer:
         if self.position.epoch < phase.epochs:  # the phase end writes its own checkpoint
             self._save_last()
 
-    def _train_step(self, indices: torch.Tensor, weights: Mapping[str, float],
-                    phase_index: int) -> dict[str, float]:
+    def train_step(self, indices: torch.Tensor, weights: Mapping[str, float],
+                   phase_index: int = 0) -> dict[str, float]:
+        """One optimiser step on the cubes ``indices`` with the tasks/weights of a phase.
+
+        Returns the loss values (averaged over ranks); raises TrainingError, before any
+        weight changes, when one is NaN or infinite.
+        """
         cubes = to_float_cubes(self.data[indices].to(self.device, non_blocking=True))
         losses = self.engine(cubes, weights)
         values = self._reduced_loss_values(losses, len(indices))
@@ -646,7 +652,6 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         losses["loss"].backward()
         self.optimizer.step()
-        self.stats.add(values, len(indices) * self.ddp.world_size)
         return values
 
     def _reduced_loss_values(self, losses: Mapping[str, torch.Tensor], n: int) -> dict[str, float]:
@@ -689,7 +694,7 @@ class Trainer:
         for index, phase in enumerate(self.schedule.phases):
             rows = [row for row in self.history if row["phase"] == index + 1]
             phases.append({
-                "phase": index + 1, "name": phase.name, "tasks": list(self._phase_weights(phase)),
+                "phase": index + 1, "name": phase.name, "tasks": list(self.phase_weights(phase)),
                 "epochs": phase.epochs,
                 "losses": row_losses(rows[-1]) if rows else {},
                 "seconds": round(sum(row["seconds"] for row in rows), 3),

@@ -1,0 +1,175 @@
+"""The public Python face: ``Detector(config).fit(videos)``, ``.score(video)``, ``.save()``, ``.load()``.
+
+It is prepare + train + evaluate behind the scikit-learn habit of fit then score::
+
+    from seqvad.api import Detector
+    from seqvad.data.videos import Video
+
+    detector = Detector("demo").fit(train_videos)          # trains the configured curriculum
+    scores = detector.score(Video.open("new_clip.avi"))    # one anomaly score per frame
+    detector.save("model.pt"); detector = Detector.load("model.pt")
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from seqvad import __version__
+from seqvad.errors import DataError
+
+MODEL_FORMAT = "seqvad-model"
+MODEL_FORMAT_VERSION = 1
+
+
+class Detector:
+    """A trained seqvad model with its config, error statistics and alarm threshold."""
+
+    def __init__(self, config: str | Path | Mapping | None = "demo", device: str | None = None):
+        from seqvad.config import load_config
+
+        self.config = load_config(config)
+        self.device = device or self.config["train"].get("device", "cpu")
+        self.model = None
+        self.stats: dict | None = None  # median / IQR of training object errors
+        self.threshold: float | None = None  # a high quantile of training frame scores
+        self.phase_info: dict = {}
+
+    # -- training -------------------------------------------------------------------------------
+    def fit(self, videos: Sequence, run_dir: str | Path | None = None, progress: bool = True,
+            workers: int | None = None) -> "Detector":
+        """Prepare cubes of ``videos`` (normal footage), train the schedule, set the threshold."""
+        from seqvad import pipeline
+        from seqvad.train import load_model
+
+        if not videos:
+            raise DataError("fit: no training videos given")
+        keep = run_dir is not None
+        run_dir = Path(run_dir) if keep else Path(tempfile.mkdtemp(prefix="seqvad-fit-"))
+        try:
+            pipeline.prepare(self.config, run_dir, {"train": videos}, workers=workers, progress=progress)
+            pipeline.train(self.config, run_dir, resume=False, progress=progress)
+            last = pipeline.phase_checkpoints(run_dir)[-1]
+            self.model, _, self.phase_info = load_model(last, map_location=self.device)
+            self.model.to(self.device).eval()
+            self._calibrate(pipeline.load_store(run_dir, "train"))
+        finally:
+            if not keep:
+                import shutil
+
+                shutil.rmtree(run_dir, ignore_errors=True)
+        return self
+
+    def _calibrate(self, train_store, quantile: float | None = None) -> None:
+        """Error statistics and the default alarm threshold, from the training cubes only."""
+        from seqvad import pipeline
+
+        self.stats = pipeline.error_stats(self.model, train_store, self.config, self.device)
+        raw, smoothed, _ = pipeline.score_store(self.model, train_store, self.config, self.device,
+                                                self._scoring_stats())
+        q = quantile if quantile is not None else float(self.config["scoring"].get("threshold_quantile", 0.99))
+        joined = np.concatenate(smoothed) if smoothed else np.zeros(1)
+        self.threshold = float(np.quantile(joined, q))
+
+    # -- scoring --------------------------------------------------------------------------------
+    def object_cubes(self, video):
+        """Boxes and 9-frame cubes of one video, with this detector's config."""
+        from seqvad.objects.cubes import extract_cubes
+        from seqvad.objects.detectors import build_detector
+
+        detector = build_detector(self.config["detector"], video_name=video.name)
+        boxes = detector.detect_video(video)
+        return extract_cubes(video, boxes, **_cube_args(self.config))
+
+    def score(self, video, smoothed: bool = True) -> np.ndarray:
+        """One anomaly score per frame of ``video`` (higher = more anomalous)."""
+        from seqvad import pipeline, scoring
+
+        self._require_model()
+        cubes, index = self.object_cubes(video)
+        errors = scoring.object_errors(self.model, cubes, kind=self.config["scoring"].get("error", "mse"),
+                                       device=self.device)
+        errors = pipeline.normalise(errors, self._scoring_stats())
+        raw = scoring.frame_scores(errors, np.zeros(len(errors), np.int64), np.asarray(index["frame"]),
+                                   [len(video)])
+        if not smoothed:
+            return raw[0]
+        return scoring.smooth(raw, int(self.config["scoring"].get("median_window", 17)))[0]
+
+    def _scoring_stats(self) -> dict | None:
+        """Normalise object errors only when the config asks (as ``seqvad evaluate`` does)."""
+        return self.stats if self.config["scoring"].get("normalize") else None
+
+    def _require_model(self) -> None:
+        if self.model is None:
+            raise DataError("this Detector is not trained: call fit() or Detector.load() first")
+
+    # -- persistence ----------------------------------------------------------------------------
+    def save(self, path: str | Path) -> Path:
+        """One file with the weights, config, statistics and threshold (written atomically)."""
+        import torch
+
+        self._require_model()
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        payload = {"format": MODEL_FORMAT, "format_version": MODEL_FORMAT_VERSION, "seqvad_version": __version__,
+                   "config": self.config, "state_dict": self.model.state_dict(), "stats": self.stats,
+                   "threshold": self.threshold, "phase_info": self.phase_info,
+                   "channels": int(self.config["cubes"].get("channels", 1))}
+        tmp = path.with_name(path.name + ".tmp")
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path, device: str | None = None) -> "Detector":
+        import torch
+
+        from seqvad.model import build_model
+
+        path = Path(path)
+        if not path.is_file():
+            raise DataError(f"{path}: model file does not exist")
+        try:
+            payload = torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as exc:  # torch raises many types for damaged files
+            raise DataError(f"{path}: not a readable seqvad model file ({type(exc).__name__})") from None
+        if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
+            raise DataError(f"{path}: not a seqvad model file (train one with `seqvad train`)")
+        if payload.get("format_version") != MODEL_FORMAT_VERSION:
+            raise DataError(f"{path}: model file format {payload.get('format_version')} is not supported by "
+                            f"seqvad {__version__} (expects {MODEL_FORMAT_VERSION}); retrain or upgrade")
+        detector = cls(payload["config"], device=device)
+        model = build_model(detector.config["model"], channels=payload["channels"],
+                            window=int(detector.config["cubes"].get("window", 4)),
+                            size=int(detector.config["cubes"].get("size", 32)))
+        model.load_state_dict(payload["state_dict"])
+        detector.model = model.to(detector.device).eval()
+        detector.stats, detector.threshold = payload.get("stats"), payload.get("threshold")
+        detector.phase_info = payload.get("phase_info") or {}
+        return detector
+
+    @classmethod
+    def from_run(cls, run_dir: str | Path, phase: int | None = None, device: str | None = None) -> "Detector":
+        """The model of a run folder (the last phase by default), calibrated on its training cubes."""
+        from seqvad import pipeline
+        from seqvad.train import load_model
+
+        run_dir = Path(run_dir)
+        detector = cls(pipeline.read_run_config(run_dir), device=device)
+        checkpoints = pipeline.phase_checkpoints(run_dir)
+        path = checkpoints[-1] if phase is None else run_dir / "checkpoints" / f"phase{phase}.pt"
+        detector.model, _, detector.phase_info = load_model(path, map_location=detector.device)
+        detector.model.to(detector.device).eval()
+        detector._calibrate(pipeline.load_store(run_dir, "train"))
+        return detector
+
+
+def _cube_args(config: dict) -> dict:
+    cubes = config["cubes"]
+    return {"window": int(cubes.get("window", 4)), "size": int(cubes.get("size", 32)),
+            "channels": int(cubes.get("channels", 1))}

@@ -1,0 +1,282 @@
+"""Prepare a split: detect objects in every video, cut their cubes, cache them on disk.
+
+``prepare_split(videos, config, cache_dir)`` returns a :class:`CubeStore`.  A cache built
+with the same settings for the same videos is reused; anything else (other settings,
+other videos, a damaged or half-written cache) is rebuilt with a warning saying why.
+Videos are processed in parallel worker processes (``spawn``: safe beside torch and
+onnxruntime threads); each worker writes its cubes to a part file, and the parent joins
+the parts into one memory-mappable ``cubes.npy``, so no process holds the whole split.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as futures
+import functools
+import hashlib
+import logging
+import multiprocessing
+import os
+import pickle
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+from tqdm import tqdm
+
+import seqvad
+from seqvad.config import DEFAULTS, config_hash
+from seqvad.data.videos import Video
+from seqvad.errors import ConfigError, DataError
+from seqvad.objects.cubes import STORE_FORMAT, CubeStore, extract_cubes
+from seqvad.objects.detectors import (Detector, build_detector, bundled_model_path, default_threads,
+                                      load_box_file)
+
+log = logging.getLogger(__name__)
+
+# yolox settings that change speed, not boxes: left out of the cache key
+_SPEED_ONLY_KEYS = ("batch", "threads")
+
+
+@functools.lru_cache(maxsize=16)
+def _file_sha256(path: str, mtime_ns: int, size: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    stat = Path(path).stat()
+    return _file_sha256(str(path), stat.st_mtime_ns, stat.st_size)
+
+
+def resolve_boxes_path(config: Mapping[str, Any], split: str | None) -> Path:
+    """The precomputed boxes file of ``split``.
+
+    ``detector.boxes`` is a path, a path with ``{split}`` in it, or a mapping split -> path.
+    A relative path that does not exist from the working directory is taken relative to
+    ``data.root``.
+    """
+    boxes = (config.get("detector") or {}).get("boxes")
+    if isinstance(boxes, Mapping):
+        if split not in boxes:
+            raise ConfigError(f"detector.boxes: no boxes file for split {split!r} (have {sorted(boxes)})")
+        boxes = boxes[split]
+    if not boxes:
+        raise ConfigError("detector.boxes: the precomputed detector needs a boxes file (.npy or .csv)")
+    text = str(boxes)
+    if "{split}" in text:
+        if split is None:
+            raise ConfigError(f"detector.boxes: {text} names a {{split}} but no split was given")
+        text = text.replace("{split}", split)
+    path = Path(text).expanduser()
+    root = (config.get("data") or {}).get("root")
+    if not path.is_absolute() and not path.exists() and root:
+        path = Path(root).expanduser() / path
+    return path
+
+
+def cache_key(detector_cfg: Mapping[str, Any], cubes_cfg: Mapping[str, Any],
+              boxes_file: str | os.PathLike | None = None) -> str:
+    """Hash of everything that decides the cubes: the active detector's settings (and the
+    model or boxes file content), the cube settings and the store format."""
+    name = detector_cfg.get("name")
+    key: dict[str, Any] = {"name": name, "format": STORE_FORMAT,
+                           "cubes": {k: cubes_cfg.get(k, DEFAULTS["cubes"][k]) for k in DEFAULTS["cubes"]}}
+    if name in ("yolox", "yolox+motion"):
+        yolox = dict(detector_cfg.get("yolox") or {})
+        key["yolox"] = {k: v for k, v in yolox.items() if k not in _SPEED_ONLY_KEYS}
+        model = Path(yolox.get("model") or bundled_model_path())
+        key["model_sha256"] = file_sha256(model) if model.is_file() else str(model)
+    if name in ("motion", "yolox+motion"):
+        key["motion"] = detector_cfg.get("motion")
+    if name == "yolox+motion":
+        key["merge_iou"] = detector_cfg.get("merge_iou")
+    if name == "precomputed":
+        key["min_area"] = detector_cfg.get("min_area", 0)
+        key["boxes_sha256"] = file_sha256(boxes_file) if boxes_file and Path(boxes_file).is_file() else None
+    return config_hash(key)
+
+
+# --------------------------------------------------------------------------------------
+# One video (runs in a worker process)
+# --------------------------------------------------------------------------------------
+
+@dataclass
+class _Job:
+    number: int
+    video: Video
+    detector_cfg: dict
+    cubes_cfg: dict
+    part: Path
+    boxes: list | None = None  # precomputed boxes of this video
+    threads: int | None = None
+    single_thread_cv: bool = False
+
+
+_DETECTORS: dict[tuple, Detector] = {}  # per process: building a YOLOX session per video is wasteful
+
+
+def _detector_for(job: _Job) -> Detector:
+    if job.boxes is not None:
+        return build_detector(job.detector_cfg, job.video.name, boxes=job.boxes)
+    key = (config_hash(job.detector_cfg), job.threads)
+    if key not in _DETECTORS:
+        _DETECTORS[key] = build_detector(job.detector_cfg, job.video.name, threads=job.threads)
+    return _DETECTORS[key]
+
+
+def _process_video(job: _Job) -> dict[str, Any]:
+    if job.single_thread_cv:
+        import cv2
+
+        cv2.setNumThreads(1)  # one worker per core already; OpenCV's own pool would oversubscribe
+    start = time.perf_counter()
+    boxes = _detector_for(job).detect_video(job.video)
+    detected = time.perf_counter()
+    cubes, index = extract_cubes(job.video, boxes, window=int(job.cubes_cfg.get("window", 4)),
+                                 size=int(job.cubes_cfg.get("size", 32)),
+                                 channels=int(job.cubes_cfg.get("channels", 1)))
+    index["video"][:] = job.number
+    np.save(job.part, cubes)
+    return {"number": job.number, "index": index, "frames": len(boxes), "objects": len(cubes),
+            "detect_seconds": detected - start, "extract_seconds": time.perf_counter() - detected}
+
+
+def _portable(video: Video) -> Video:
+    """The video without labels or mask callbacks (closures do not pickle; workers need frames only)."""
+    return Video(video.name, video.reader, fps=video.fps)
+
+
+# --------------------------------------------------------------------------------------
+# A split
+# --------------------------------------------------------------------------------------
+
+def prepare_split(videos: Sequence[Video], config: Mapping[str, Any], cache_dir: str | os.PathLike,
+                  workers: int | None = None, progress: bool = True, split: str | None = None,
+                  rebuild: bool = False) -> CubeStore:
+    """Detect objects and extract cubes of ``videos`` into ``cache_dir`` (or reuse it).
+
+    ``config`` needs the sections ``detector`` and ``cubes`` (``data.root`` resolves a
+    relative boxes file).  ``workers``: processes (default: one per core, at most one per
+    video).  ``split`` picks the boxes file of a precomputed detector.  ``progress`` shows
+    a bar and prints a one-line summary.
+    """
+    cache_dir = Path(cache_dir)
+    detector_cfg = dict(config.get("detector") or DEFAULTS["detector"])
+    cubes_cfg = {**DEFAULTS["cubes"], **(config.get("cubes") or {})}
+    if not videos:
+        raise DataError(f"{cache_dir}: no videos to prepare")
+    names = [v.name for v in videos]
+    if len(set(names)) != len(names):
+        raise DataError(f"{cache_dir}: video names repeat ({len(names) - len(set(names))} duplicates); "
+                        "the cache identifies videos by name")
+    frame_counts = [len(v) for v in videos]
+    split_boxes = boxes_file = None
+    if detector_cfg.get("name") == "precomputed":
+        boxes_file = resolve_boxes_path(config, split)
+        split_boxes = load_box_file(boxes_file, list(zip(names, frame_counts)),
+                                    allow_pickle=bool(detector_cfg.get("allow_pickle", False)))
+    key = cache_key(detector_cfg, cubes_cfg, boxes_file)
+
+    reason = "rebuild asked" if rebuild else CubeStore.stale_reason(cache_dir, key, list(zip(names, frame_counts)))
+    if reason is None:
+        store = CubeStore.load(cache_dir)
+        log.info("%s: reusing cube cache (%d cubes)", cache_dir, len(store))
+        if progress:
+            _print_summary(cache_dir, store, reused=True)
+        return store
+    if reason != "no cache yet":
+        log.warning("%s: rebuilding the cube cache: %s", cache_dir, reason)
+
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    cores = default_threads()
+    workers = max(1, min(int(workers) if workers else cores, len(videos)))
+    threads = max(1, cores // workers)
+    parts_dir = Path(tempfile.mkdtemp(prefix=".parts-", dir=cache_dir))
+    started = time.perf_counter()
+    try:
+        jobs = [_Job(i, _portable(v), detector_cfg, cubes_cfg, parts_dir / f"{i:05d}.npy",
+                     None if split_boxes is None else split_boxes[i], threads, workers > 1)
+                for i, v in enumerate(videos)]
+        results = _run_jobs(jobs, workers, progress, sum(frame_counts), cache_dir)
+        results.sort(key=lambda r: r["number"])
+        window, size, channels = (int(cubes_cfg[k]) for k in ("window", "size", "channels"))
+        manifest = {
+            "cache_key": key,
+            "detector": detector_cfg.get("name"),
+            "config": {"detector": detector_cfg, "cubes": cubes_cfg},
+            "boxes_file": str(boxes_file) if boxes_file else None,
+            "split": split,
+            "videos": [{"name": v.name, "frames": n, "objects": r["objects"], "path": str(v.path)}
+                       for v, n, r in zip(videos, frame_counts, results)],
+            "seqvad_version": seqvad.__version__,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "timing": {"workers": workers, "wall_seconds": round(time.perf_counter() - started, 3),
+                       "detect_seconds": round(sum(r["detect_seconds"] for r in results), 3),
+                       "extract_seconds": round(sum(r["extract_seconds"] for r in results), 3)},
+        }
+        store = CubeStore.write(cache_dir, [j.part for j in jobs], [r["index"] for r in results], manifest,
+                                (2 * window + 1, channels, size, size))
+    finally:
+        shutil.rmtree(parts_dir, ignore_errors=True)
+
+    for entry in store.manifest["videos"]:
+        if entry["objects"] == 0:
+            log.warning("%s: no objects detected in any of the %d frames of video %s (its frames score 0)",
+                        cache_dir, entry["frames"], entry["name"])
+    if len(store) == 0:
+        log.warning("%s: no objects detected in any video; the cube store is empty", cache_dir)
+    if progress:
+        _print_summary(cache_dir, store, reused=False)
+    return store
+
+
+def _run_jobs(jobs: list[_Job], workers: int, progress: bool, total_frames: int, cache_dir: Path) -> list[dict]:
+    bar = tqdm(total=total_frames, unit="frame", desc=f"detect {cache_dir.name}", disable=not progress,
+               file=sys.stderr)
+    results = []
+    try:
+        if workers == 1:
+            for job in jobs:
+                results.append(_process_video(job))
+                bar.update(results[-1]["frames"])
+            return results
+        context = multiprocessing.get_context("spawn")
+        with futures.ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            pending = {pool.submit(_process_video, job): job for job in jobs}
+            for future in futures.as_completed(pending):
+                if future.exception() is not None and not isinstance(
+                        future.exception(), (pickle.PicklingError, TypeError, AttributeError)):
+                    pool.shutdown(wait=False, cancel_futures=True)  # fail fast, not after every video
+                try:
+                    result = future.result()
+                except (pickle.PicklingError, TypeError, AttributeError) as exc:
+                    # a reader that cannot travel to a worker: do this video here instead
+                    job = pending[future]
+                    log.warning("%s: video %s cannot be sent to a worker process (%s); processing it here",
+                                cache_dir, job.video.name, exc)
+                    result = _process_video(job)
+                results.append(result)
+                bar.update(result["frames"])
+        return results
+    finally:
+        bar.close()
+
+
+def _print_summary(cache_dir: Path, store: CubeStore, reused: bool) -> None:
+    s = store.summary()
+    timing = store.manifest.get("timing", {})
+    speed = ""
+    if not reused and timing.get("wall_seconds"):
+        speed = f", {s['frames'] / timing['wall_seconds']:.1f} frames/s"
+    print(f"{cache_dir}: {'reused' if reused else 'built'} {s['objects']} cubes from {s['frames']} frames of "
+          f"{s['videos']} videos ({s['objects_per_frame']:.2f} objects/frame, {s['frames_without_objects']} "
+          f"frames without objects), {s['cache_mb']:.1f} MB, detector {s['detector']}{speed}", file=sys.stderr)
