@@ -46,7 +46,7 @@ def moving_scene(num_frames: int = 40, height: int = 120, width: int = 160, seed
 def test_motion_detector_finds_moving_objects(method):
     frames, truth = moving_scene()
     video = Video.from_array(frames, name="scene")
-    detector = MotionDetector(method=method, history=100, var_threshold=16 if method == "mog2" else 400,
+    detector = MotionDetector(method=method, history=100, var_threshold=16 if method == "mog2" else 200,
                               min_area=40, kernel=3, warmup=20)
     boxes = detector.detect_video(video)
     assert len(boxes) == len(frames)
@@ -75,7 +75,7 @@ def test_finalize_boxes_clips_and_drops():
     ], np.float32)
     out = finalize_boxes(raw, height=120, width=160, min_area=10)
     np.testing.assert_array_equal(out[:, :4], [[0, 0, 20, 30], [150, 100, 160, 120]])
-    np.testing.assert_array_equal(out[:, 4:], [[0.9, 0], [0.8, 2]])
+    np.testing.assert_allclose(out[:, 4:], [[0.9, 0], [0.8, 2]], rtol=1e-6)
     four = finalize_boxes(np.array([[1, 2, 5, 8]]), 120, 160)
     np.testing.assert_array_equal(four, [[1, 2, 5, 8, 1, -1]])
     assert finalize_boxes(np.zeros((0, 4)), 10, 10).shape == (0, 6)
@@ -86,7 +86,7 @@ def test_merge_keeps_only_novel_motion_boxes():
     motion = np.array([[1, 1, 10, 20, 1, -1],      # same object: dropped
                        [50, 50, 60, 70, 1, -1]], np.float32)  # something YOLOX missed: kept
     merged = merge_boxes(detected, motion, merge_iou=0.3)
-    np.testing.assert_array_equal(merged, [[0, 0, 10, 20, 0.9, 0], [50, 50, 60, 70, 1, -1]])
+    np.testing.assert_array_equal(merged, np.vstack([detected, motion[1:]]))
     np.testing.assert_array_equal(merge_boxes(np.zeros((0, 6), np.float32), motion, 0.3), motion)
 
 
@@ -119,14 +119,14 @@ def test_csv_boxes(tmp_path):
                     "b,0,1,2,3,4\n")
     boxes = load_box_file(path, [("a", 3), ("b", 1)])
     assert [len(f) for f in boxes[0]] == [0, 2, 0]
-    np.testing.assert_array_equal(boxes[0][1][1], [5, 5, 20, 20, 0.7, 2])
+    np.testing.assert_allclose(boxes[0][1][1], [5, 5, 20, 20, 0.7, 2], rtol=1e-6)
     np.testing.assert_array_equal(boxes[1][0], [[1, 2, 3, 4, 1, -1]])
     with pytest.raises(DataError, match="frame 1 but the video has 1 frames"):
         load_box_file(path, [("a", 1), ("b", 1)])
     detector = build_detector({"name": "precomputed", "boxes": str(path)}, video_name="a")
     video = Video.from_array(np.zeros((3, 30, 15, 1), np.uint8), name="a")
     out = detector.detect_video(video)
-    np.testing.assert_array_equal(out[1][1], [5, 5, 15, 20, 0.7, 2])  # clipped to the 15-pixel width
+    np.testing.assert_allclose(out[1][1], [5, 5, 15, 20, 0.7, 2], rtol=1e-6)  # clipped to the 15-pixel width
 
 
 def test_precomputed_detector_checks_frame_count():

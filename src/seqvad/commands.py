@@ -180,7 +180,7 @@ def add_experiment(sub) -> None:
     p.add_argument("name", help="a built-in config (ped2, avenue, shanghaitech, demo) or a YAML file")
     p.add_argument("--root", help="dataset folder (default: the config's, else $SEQVAD_DATA/<dataset>)")
     p.add_argument("--detector", choices=["motion", "yolox", "yolox+motion", "precomputed"])
-    p.add_argument("--boxes", help="boxes file for --detector precomputed (train split)")
+    p.add_argument("--boxes", help="boxes file for --detector precomputed ('{split}' in the name becomes train/test)")
     p.add_argument("--out", help="run folder (default: runs/<name>[-<detector>])")
     p.add_argument("--device", help="cpu or cuda")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config value (repeatable)")
@@ -193,8 +193,6 @@ def add_experiment(sub) -> None:
 def cmd_experiment(args) -> int:
     args.config = args.name
     config = _config(args)
-    if args.detector == "precomputed" and not (config["detector"].get("boxes_train") or args.boxes):
-        raise ConfigError("--detector precomputed: the config names no boxes files (detector.boxes_train/test)")
     suffix = f"-{args.detector.replace('+', '_')}" if args.detector else ""
     run_dir = Path(args.out) if args.out else Path("runs") / f"{config.get('name', args.name)}{suffix}"
     result = run_experiment(config, run_dir, progress=not args.quiet, fresh=args.fresh, workers=args.workers)

@@ -47,6 +47,8 @@ DEFAULTS: dict[str, Any] = {
     "schedule": {"order": "pre,rec,cls", "epochs": [10, 10, 10], "lr": 1e-3,
                  "reset_optimizer": False, "weights": {}},
     "train": {"batch_size": 256, "seed": 0, "device": "cpu", "checkpoint_minutes": 10.0,
+              "checkpoint_every_steps": 0,  # 0 = off; tests use 1 to kill and resume at any step
+              "threads": None,  # torch threads; None = torch's default (the number of cores)
               "num_workers": 0},
     "scoring": {"error": "mse", "normalize": False, "median_window": 17},
 }

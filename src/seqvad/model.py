@@ -35,7 +35,7 @@ from torch import Tensor, nn
 from seqvad.errors import ConfigError
 
 NORMS = ("batch", "group", "none")
-MODEL_KEYS = ("blocks", "width", "latent", "projection", "norm", "memory", "hidden")
+MODEL_KEYS = ("blocks", "width", "latent", "projection", "norm", "memory", "hidden", "channels_last")
 
 
 def make_norm(kind: str, channels: int) -> nn.Module:
@@ -65,7 +65,7 @@ class Encoder(nn.Module):
     torch.Size([2, 16, 8, 8])
     """
 
-    def __init__(self, in_channels: int, blocks: int, width: int, latent: int, norm: str):
+    def __init__(self, in_channels: int, blocks: int, width: int, latent: int, norm: str = "batch"):
         super().__init__()
         widths = encoder_widths(blocks, width, latent)
         layers = conv_norm_relu(in_channels, widths[0], norm)
@@ -88,7 +88,7 @@ class Decoder(nn.Module):
     torch.Size([2, 1, 32, 32])
     """
 
-    def __init__(self, out_channels: int, blocks: int, width: int, latent: int, norm: str):
+    def __init__(self, out_channels: int, blocks: int, width: int, latent: int, norm: str = "batch"):
         super().__init__()
         widths = encoder_widths(blocks, width, latent)[::-1]
         layers: list[nn.Module] = []
@@ -166,8 +166,11 @@ class Memory(nn.Module):
         weights = similarity.softmax(dim=-1)
         if self.shrink > 0:
             shifted = weights - self.shrink
-            weights = F.relu(shifted) * weights / (shifted.abs() + self.eps)
-            weights = weights / weights.sum(dim=-1, keepdim=True).clamp_min(self.eps)
+            shrunk = F.relu(shifted) * weights / (shifted.abs() + self.eps)
+            total = shrunk.sum(dim=-1, keepdim=True)
+            # A query with no item above the threshold (e.g. an all-zero code after ReLU gives a
+            # uniform softmax) keeps its soft weights instead of reading nothing.
+            weights = torch.where(total > 0, shrunk / total.clamp_min(self.eps), weights)
         read = weights @ self.items
         return read.permute(0, 3, 1, 2).contiguous(), weights
 
@@ -192,7 +195,7 @@ class SeqVADModel(nn.Module):
 
     def __init__(self, channels: int = 1, window: int = 4, size: int = 32, blocks: int = 2, width: int = 32,
                  latent: int | None = None, projection: int = 64, norm: str = "batch", memory: dict | None = None,
-                 hidden: int = 256):
+                 hidden: int = 256, channels_last: bool = True):
         super().__init__()
         check_positive(channels=channels, window=window, size=size, blocks=blocks, width=width,
                        projection=projection, hidden=hidden)
@@ -212,11 +215,19 @@ class SeqVADModel(nn.Module):
         self.projection = Projection(math.prod(self.code_shape), hidden, projection)
         self.classification_head = ClassificationHead(projection)
         self.last_memory_weights: Tensor | None = None
+        # NHWC convolutions are ~1.4x faster on CPU (oneDNN) and suit GPU tensor cores; the
+        # weights keep this layout through .to(device) and load_state_dict.
+        self.channels_last = channels_last
+        if channels_last:
+            self.to(memory_format=torch.channels_last)
 
     def encode(self, snippet: Tensor) -> Tensor:
         """E(S): (B, window, C, S, S) -> latent code (B, D, s, s); through the memory when on."""
         self.check_snippet(snippet)
-        code = self.encoder(snippet.flatten(1, 2))  # frames stacked along channels
+        stacked = snippet.flatten(1, 2)  # frames stacked along channels
+        if self.channels_last:
+            stacked = stacked.contiguous(memory_format=torch.channels_last)
+        code = self.encoder(stacked)
         if self.memory is not None:
             code, self.last_memory_weights = self.memory(code)
         return code
@@ -224,17 +235,29 @@ class SeqVADModel(nn.Module):
     def predict(self, forward: Tensor, backward: Tensor) -> Tensor:
         """Eq. 1: X^ = (H_pre(E(S_fwd)) + H_pre(E(S_bwd))) / 2, shape (B, C, S, S)."""
         # One pass over both directions: half the kernel launches, same BatchNorm batch.
-        both = self.prediction_head(self.encode(torch.cat([forward, backward])))
-        return (both[: len(forward)] + both[len(forward):]) / 2
+        codes = self.encode(torch.cat([forward, backward]))
+        return self.predict_from_codes(codes[: len(forward)], codes[len(forward):])
+
+    def predict_from_codes(self, forward_code: Tensor, backward_code: Tensor) -> Tensor:
+        """Eq. 1 on latent codes already computed by ``encode``."""
+        both = self.prediction_head(torch.cat([forward_code, backward_code]))
+        return (both[: len(forward_code)] + both[len(forward_code):]) / 2
 
     def reconstruct(self, snippet: Tensor) -> Tensor:
         """H_rec(E(S)) (Eq. 4): the rebuilt snippet, shape (B, window, C, S, S)."""
-        out = self.reconstruction_head(self.encode(snippet))
-        return out.unflatten(1, (self.window, self.channels))
+        return self.reconstruct_code(self.encode(snippet))
+
+    def reconstruct_code(self, code: Tensor) -> Tensor:
+        """H_rec on a latent code already computed by ``encode``."""
+        return self.reconstruction_head(code).unflatten(1, (self.window, self.channels))
 
     def project(self, snippet: Tensor) -> Tensor:
         """B_pro(E(S)): the projected code used by the contrastive loss (Eq. 7-10), (B, projection)."""
-        return self.projection(self.encode(snippet))
+        return self.project_code(self.encode(snippet))
+
+    def project_code(self, code: Tensor) -> Tensor:
+        """B_pro on a latent code already computed by ``encode``."""
+        return self.projection(code)
 
     def order_logit(self, snippet: Tensor) -> Tensor:
         """g(S) = H_cls(B_pro(E(S))) (Eq. 6) as a raw logit, shape (B,)."""

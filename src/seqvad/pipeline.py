@@ -57,22 +57,20 @@ def prepare(config: dict, run_dir: Path, videos: dict[str, Sequence], workers: i
     """Cube caches for the given splits (``{'train': videos, 'test': videos}``) under RUN/cubes."""
     from seqvad.objects.prepare import prepare_split
 
-    stores = {}
-    for split, split_videos in videos.items():
-        detector_cfg = dict(config["detector"])
-        if detector_cfg.get("name") == "precomputed":
-            boxes = detector_cfg.get(f"boxes_{split}") or detector_cfg.get("boxes")
-            if not boxes:
-                raise ConfigError(f"detector 'precomputed' needs detector.boxes_{split} (a boxes file)")
-            if "{root}" in str(boxes):  # configs name box files relative to the dataset root
-                from seqvad.data.datasets import resolve_root
+    config = with_resolved_root(config)
+    return {split: prepare_split(list(split_videos), config, Path(run_dir) / "cubes" / split, workers=workers,
+                                 progress=progress, split=split)
+            for split, split_videos in videos.items()}
 
-                boxes = str(boxes).replace("{root}", str(resolve_root(config["data"]["dataset"], config["data"].get("root"))))
-            detector_cfg["boxes"] = boxes
-        split_config = {**config, "detector": detector_cfg}
-        stores[split] = prepare_split(list(split_videos), split_config, Path(run_dir) / "cubes" / split,
-                                      workers=workers, progress=progress)
-    return stores
+
+def with_resolved_root(config: dict) -> dict:
+    """``data.root`` filled in from ``$SEQVAD_DATA`` when the config leaves it empty."""
+    data = config.get("data") or {}
+    if data.get("root") or data.get("dataset") in (None, "synthetic"):
+        return config
+    from seqvad.data.datasets import resolve_root
+
+    return {**config, "data": {**data, "root": str(resolve_root(data["dataset"], None))}}
 
 
 def load_store(run_dir: Path, split: str):

@@ -189,17 +189,59 @@ class ContrastiveLoss(nn.Module):
 
 
 # --------------------------------------------------------------------------------------------
-# Tasks.
+# Tasks. Each names the snippets it encodes (``keys``); ``encode_snippets`` encodes the missing
+# ones of a step in a single encoder pass and keeps the codes in ``shared``.
+
+SNIPPETS = {"fwd": forward_snippet, "bwd": backward_snippet}
 
 
 class Task(nn.Module):
-    """A pretext task: ``forward(model, cubes)`` returns named scalar losses, each already
-    multiplied by its sub-weight inside the task (the phase weight is applied by the trainer)."""
+    """A pretext task: ``forward(model, cubes, shared=None)`` returns named scalar losses, each
+    already multiplied by its sub-weight inside the task (the phase weight is the trainer's).
+
+    ``shared`` (optional) is a dict made fresh for every batch and passed to every task of that
+    training step; ``shared_codes(model, tasks, cubes)`` makes one with the codes of all the
+    step's snippets from ONE encoder pass. Without it each task encodes its own snippets: the
+    same losses, at up to 2/7 more encoder work in a phase with all three tasks.
+    """
 
     name: str = ""
+    keys: tuple[str, ...] = ()  # snippets this task encodes, e.g. ("fwd", "bwd")
 
-    def forward(self, model: nn.Module, cubes: Tensor) -> dict[str, Tensor]:  # pragma: no cover
+    def make_snippet(self, key: str, cubes: Tensor) -> Tensor:
+        return SNIPPETS[key](cubes)
+
+    def forward(self, model: nn.Module, cubes: Tensor,
+                shared: dict | None = None) -> dict[str, Tensor]:  # pragma: no cover
         raise NotImplementedError
+
+
+def encode_snippets(model: nn.Module, cubes: Tensor, tasks: list[Task], shared: dict | None = None) -> dict[str, Tensor]:
+    """Latent codes of every snippet the ``tasks`` need, by key. Codes already in ``shared`` are
+    reused; the rest are encoded together in one pass (one BatchNorm batch) and stored there."""
+    codes = shared.setdefault("codes", {}) if shared is not None else {}
+    memory = shared.setdefault("memory_weights", {}) if shared is not None else {}
+    makers: dict[str, Task] = {}  # who builds each snippet: the first task that names it
+    for task in tasks:
+        for key in task.keys:
+            makers.setdefault(key, task)
+    missing = [key for key in makers if key not in codes]
+    if missing:
+        encoded = model.encode(torch.cat([makers[key].make_snippet(key, cubes) for key in missing]))
+        weights = getattr(model, "last_memory_weights", None)
+        for index, key in enumerate(missing):
+            codes[key] = encoded[index * len(cubes):(index + 1) * len(cubes)]
+            if weights is not None:
+                memory[key] = weights[index * len(cubes):(index + 1) * len(cubes)]
+    return {key: codes[key] for task in tasks for key in task.keys}
+
+
+def shared_codes(model: nn.Module, tasks: list[Task], cubes: Tensor) -> dict:
+    """A ``shared`` dict for one training step: the codes of all snippets of ``tasks`` from a
+    single encoder pass (fwd, bwd, rev, shu, acc: 5B snippets instead of 7B in phase 3)."""
+    shared: dict = {}
+    encode_snippets(model, cubes, list(tasks), shared)
+    return shared
 
 
 class Prediction(Task):
@@ -213,14 +255,16 @@ class Prediction(Task):
     """
 
     name = "pre"
+    keys = ("fwd", "bwd")
 
     def __init__(self, grad_weight: float = 1.0):
         super().__init__()
         self.grad_weight = check_non_negative("tasks.pre.grad_weight", grad_weight)
         self.gradient_loss = GradientLoss()
 
-    def forward(self, model: nn.Module, cubes: Tensor) -> dict[str, Tensor]:
-        prediction = model.predict(forward_snippet(cubes), backward_snippet(cubes))
+    def forward(self, model: nn.Module, cubes: Tensor, shared: dict | None = None) -> dict[str, Tensor]:
+        codes = encode_snippets(model, cubes, [self], shared)
+        prediction = model.predict_from_codes(codes["fwd"], codes["bwd"])
         target = target_frame(cubes)
         return {"pre": F.mse_loss(prediction, target),
                 "grd": self.grad_weight * self.gradient_loss(prediction, target)}
@@ -235,17 +279,18 @@ class Reconstruction(Task):
     """
 
     name = "rec"
+    keys = ("fwd",)
 
-    def forward(self, model: nn.Module, cubes: Tensor) -> dict[str, Tensor]:
-        snippet = forward_snippet(cubes)
-        return {"rec": F.mse_loss(model.reconstruct(snippet), snippet)}
+    def forward(self, model: nn.Module, cubes: Tensor, shared: dict | None = None) -> dict[str, Tensor]:
+        code = encode_snippets(model, cubes, [self], shared)["fwd"]
+        return {"rec": F.mse_loss(model.reconstruct_code(code), forward_snippet(cubes))}
 
 
 class OrderClassification(Task):
     """Frame order classification with its contrastive loss, Eq. 5-10.
 
-    The four snippets S, S_rev (label 1), S_shu, S_acc (label 0) are encoded in one batch (4B);
-    the projected codes feed both the classifier (``cls``, Eq. 5) and the contrastive loss
+    The four snippets S, S_rev (label 1), S_shu, S_acc (label 0) are encoded in one batch; the
+    projected codes feed both the classifier (``cls``, Eq. 5) and the contrastive loss
     (``con`` = ``con_weight`` * Eq. 10). Static cubes are left out as negatives.
 
     >>> from seqvad.model import SeqVADModel
@@ -255,6 +300,7 @@ class OrderClassification(Task):
     """
 
     name = "cls"
+    keys = ("fwd", "rev", "shu", "acc")
 
     def __init__(self, tau: float = 0.1, con_weight: float = 1.0, static_threshold: float = 2.0,
                  acc_start: str = "fixed", generator: torch.Generator | None = None):
@@ -268,24 +314,38 @@ class OrderClassification(Task):
         self.acc_start = acc_start
         self.generator = generator
 
-    def snippets(self, cubes: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """(S, S_rev, S_shu, S_acc), each (B, T, C, S, S)."""
-        snippet = forward_snippet(cubes)
-        start: int | Tensor = 0
-        if self.acc_start == "random":  # any start whose 4 frames, 2 apart, fit in the cube
-            start = torch.randint(cubes.shape[1] - 2 * (snippet.shape[1] - 1), (len(cubes),),
-                                  generator=self.generator)
-        return snippet, reverse(snippet), shuffle(snippet, self.generator), accelerate(cubes, start)
+    def make_snippet(self, key: str, cubes: Tensor) -> Tensor:
+        if key == "rev":
+            return reverse(forward_snippet(cubes))
+        if key == "shu":
+            return shuffle(forward_snippet(cubes), self.generator)
+        if key == "acc":
+            start: int | Tensor = 0
+            if self.acc_start == "random":  # any start whose frames, 2 apart, fit in the cube
+                start = torch.randint(cubes.shape[1] - 2 * (window_of(cubes) - 1), (len(cubes),),
+                                      generator=self.generator)
+            return accelerate(cubes, start)
+        return super().make_snippet(key, cubes)
 
-    def forward(self, model: nn.Module, cubes: Tensor) -> dict[str, Tensor]:
+    def snippets(self, cubes: Tensor) -> tuple[Tensor, ...]:
+        """(S, S_rev, S_shu, S_acc), each (B, T, C, S, S)."""
+        return tuple(self.make_snippet(key, cubes) for key in self.keys)
+
+    def forward(self, model: nn.Module, cubes: Tensor, shared: dict | None = None) -> dict[str, Tensor]:
+        # With BatchNorm, codes normalised in different batches would let the classifier tell S
+        # from the others by batch statistics instead of frame order: the four must come from
+        # one encoder pass, so a partial ``shared`` (only S from another task) is not used.
+        if shared is not None and not all(key in shared.get("codes", {}) for key in self.keys):
+            shared = None
+        codes = encode_snippets(model, cubes, [self], shared)
+        projected = model.project_code(torch.cat([codes[key] for key in self.keys]))
+        logits = model.classify(projected)
         batch = len(cubes)
-        codes = model.project(torch.cat(self.snippets(cubes)))  # (4B, P) in the order S, rev, shu, acc
-        logits = model.classify(codes)
         moving = ~static_mask(cubes, self.static_threshold)
         ones = torch.ones(batch, device=cubes.device)
         labels = torch.cat([ones, ones, 0 * ones, 0 * ones])
         weights = torch.cat([ones, ones, moving.float(), moving.float()])
-        anchor, positive, shuffled, accelerated = codes.split(batch)
+        anchor, positive, shuffled, accelerated = projected.split(batch)
         con = self.contrastive(anchor, positive, torch.stack([shuffled, accelerated], 1),
                                moving[:, None].expand(batch, 2))
         return {"cls": self.order_loss(logits, labels, weights), "con": self.con_weight * con}
@@ -302,17 +362,19 @@ class Sparsity(Task):
     """
 
     name = "sps"
+    keys = ("fwd",)
 
     def __init__(self, weight: float = 0.0002, eps: float = 1e-12):
         super().__init__()
         self.weight = check_non_negative("tasks.sps.weight", weight)
         self.eps = eps
 
-    def forward(self, model: nn.Module, cubes: Tensor) -> dict[str, Tensor]:
+    def forward(self, model: nn.Module, cubes: Tensor, shared: dict | None = None) -> dict[str, Tensor]:
         if getattr(model, "memory", None) is None:
             raise ConfigError("task sps needs a model with memory (set model.memory: {items: 100})")
-        model.encode(forward_snippet(cubes))
-        weights = model.last_memory_weights
+        shared = {} if shared is None else shared
+        encode_snippets(model, cubes, [self], shared)
+        weights = shared["memory_weights"]["fwd"]
         # clamp inside the log: w * log(w) has an infinite slope at the zeros left by the shrinkage
         entropy = -(weights * weights.clamp_min(self.eps).log()).sum(-1).mean()
         return {"sps": self.weight * entropy.clamp_min(0)}

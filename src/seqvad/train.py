@@ -52,8 +52,9 @@ from seqvad.errors import ConfigError, DataError, SeqvadError
 log = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = 1
-# Config sections whose values decide the trained weights; a resume must match them.
-TRAINING_SECTIONS = ("cubes", "model", "tasks", "schedule", "train")
+# Config sections whose values decide the trained weights; a resume must match them. (The cube
+# data itself is checked by a fingerprint, so detector/cubes settings need no comparing.)
+TRAINING_SECTIONS = ("model", "tasks", "schedule", "train")
 # Keys that change how training runs but not what it computes: a resume may change them.
 RESUMABLE_KEYS = frozenset({
     "train.checkpoint_minutes", "train.checkpoint_every_steps", "train.device",
@@ -159,7 +160,7 @@ def load_model(path: str | os.PathLike, map_location: Any = "cpu") -> tuple[nn.M
     model = build_model(state["config"]["model"], geometry["channels"],
                         window=geometry["window"], size=geometry["size"])
     model.load_state_dict(state["model"])
-    model.to(map_location if map_location not in (None, "cpu") else "cpu").eval()
+    model.to(map_location if isinstance(map_location, (str, torch.device)) else "cpu").eval()
     info = {**geometry, **state.get("info", {}), "kind": state.get("kind"),
             "seqvad_version": state.get("seqvad_version")}
     return model, state["config"], info
@@ -185,12 +186,12 @@ def capture_rng_state(device: torch.device) -> dict[str, Any]:
 
 
 def restore_rng_state(state: Mapping[str, Any], device: torch.device) -> None:
-    torch.set_rng_state(state["torch"])
+    torch.set_rng_state(state["torch"].cpu())
     _set_numpy_rng_state(state["numpy"])
     python = state["python"]
     random.setstate((python[0], tuple(python[1]), python[2]))
     if device.type == "cuda" and "cuda" in state:
-        torch.cuda.set_rng_state(state["cuda"], device)
+        torch.cuda.set_rng_state(state["cuda"].cpu(), device)
 
 
 def seed_everything(seed: int) -> None:
@@ -262,19 +263,40 @@ def setup_distributed(device_type: str) -> Distributed:
                        local_rank=int(os.environ.get("LOCAL_RANK", "0")), owns_group=owns)
 
 
-def resolve_device(requested: str | None, ddp: Distributed) -> torch.device:
-    name = (requested or "cpu").lower()
+def device_name(requested: str | None) -> str:
+    """Validate ``train.device`` / ``--device``: cpu, cuda, cuda:N, mps or auto (cuda if present)."""
+    name = str(requested or "cpu").lower()
     if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
+        return "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
             raise ConfigError(f"device {name!r} requested but no CUDA GPU is available "
                               "(use train.device: cpu)")
-        if ddp.enabled:
-            return torch.device("cuda", ddp.local_rank)  # one GPU per process
-    elif name != "cpu" and not name.startswith("mps"):
-        raise ConfigError(f"unknown device {name!r} (expected cpu, cuda, cuda:N or auto)")
-    return torch.device(name)
+    elif name not in ("cpu", "mps"):
+        raise ConfigError(f"unknown device {name!r} (expected cpu, cuda, cuda:N, mps or auto)")
+    return name
+
+
+def resolve_device(name: str, ddp: Distributed) -> torch.device:
+    if name.startswith("cuda") and ddp.enabled:
+        return torch.device("cuda", ddp.local_rank)  # one GPU per process
+    device = torch.device(name)
+    if device.type == "cuda" and device.index is None:
+        # An explicit index: torch.cuda.set_device / mem_get_info refuse a bare "cuda".
+        device = torch.device("cuda", torch.cuda.current_device())
+    return device
+
+
+def place_cubes(cubes: np.ndarray, device: torch.device) -> torch.Tensor:
+    """The uint8 cube tensor where batches are gathered: on the GPU when it takes at most a
+    quarter of the free memory (gathers then cost no host->device copy), else in host memory."""
+    data = torch.from_numpy(in_memory(cubes))
+    if device.type != "cuda":
+        return data
+    free, _ = torch.cuda.mem_get_info(device)
+    if data.numel() <= free // 4:
+        return data.to(device)
+    return data.pin_memory()
 
 
 def epoch_permutation(n: int, seed: int, phase: int, epoch: int) -> torch.Tensor:
@@ -366,18 +388,14 @@ class Trainer:
 
         self.geometry = self._check_cubes(cubes)
         self.fingerprint = cube_fingerprint(cubes)
-        requested = device or train_cfg.get("device") or "cpu"
-        self.ddp = setup_distributed("cuda" if str(requested).startswith(("cuda", "auto")) and
-                                     torch.cuda.is_available() else "cpu")
-        self.device = resolve_device(str(requested), self.ddp)
+        name = device_name(device or train_cfg.get("device"))
+        self.ddp = setup_distributed("cuda" if name.startswith("cuda") else "cpu")
+        self.device = resolve_device(name, self.ddp)
         if self.device.type == "cuda":
             torch.cuda.set_device(self.device)
         if train_cfg.get("threads"):
             torch.set_num_threads(int(train_cfg["threads"]))
-
-        self.data = torch.from_numpy(in_memory(cubes))
-        if self.device.type == "cuda":
-            self.data = self.data.pin_memory()
+        self.data = place_cubes(cubes, self.device)
 
         seed_everything(self.seed)  # before building, so initial weights follow train.seed
         self.schedule, self.runner = self._build()
@@ -466,10 +484,14 @@ class Trainer:
         if resume and not self.last_path.is_file():
             raise DataError(f"{self.run_dir}: nothing to resume ({self.last_path} does not exist)")
         if not resume and self.last_path.is_file() and not overwrite:
-            raise ConfigError(f"{self.run_dir} already holds a training run; resume it, "
-                              "or choose another folder (or overwrite)")
+            raise ConfigError(f"{self.run_dir} already holds a training run ({self.last_path.name}); "
+                              "resume it (--resume) or choose another run folder")
         self._barrier()  # every rank has checked the folder before rank 0 writes into it
         if self.ddp.is_main:
+            if not resume:  # a fresh run: no checkpoint or log of an older run may linger
+                for stale in [*self.checkpoint_dir.glob("*.pt"), self.run_dir / "log.csv",
+                              self.run_dir / "log.json"]:
+                    stale.unlink(missing_ok=True)
             self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
             atomic_write_bytes(self.run_dir / "config.yaml",
                                yaml.safe_dump(self.config, sort_keys=False).encode())
@@ -551,10 +573,15 @@ class Trainer:
     # ---- the loop ------------------------------------------------------------------------
 
     def fit(self, resume: bool = False, overwrite: bool = False) -> dict[str, Any]:
-        """Run (or with ``resume=True`` continue) the whole schedule; return a summary."""
+        """Run (or with ``resume=True`` continue) the whole schedule; return a summary.
+
+        A fresh fit into a folder that already holds a run is refused unless ``overwrite``,
+        which first deletes that run's checkpoints and logs.
+        """
         self._prepare_run_dir(resume, overwrite)
         if resume:
-            self._restore(load_checkpoint(self.last_path, map_location=self.device))
+            # On the CPU: RNG states must stay CPU tensors; load_state_dict moves the rest.
+            self._restore(load_checkpoint(self.last_path, map_location="cpu"))
         self.runner.train()
         try:
             while self.position.phase < len(self.schedule.phases):
@@ -639,7 +666,7 @@ class Trainer:
         Returns the loss values (averaged over ranks); raises TrainingError, before any
         weight changes, when one is NaN or infinite.
         """
-        cubes = to_float_cubes(self.data[indices].to(self.device, non_blocking=True))
+        cubes = to_float_cubes(self.data[indices.to(self.data.device)].to(self.device, non_blocking=True))
         losses = self.engine(cubes, weights)
         values = self._reduced_loss_values(losses, len(indices))
         bad = [name for name, value in values.items() if not math.isfinite(value)]
@@ -669,8 +696,8 @@ class Trainer:
     def _maybe_checkpoint(self) -> None:
         every_steps = self.checkpoint_every_steps and self.position.global_step % self.checkpoint_every_steps == 0
         overdue = self.checkpoint_seconds > 0 and time.monotonic() - self._last_checkpoint_time >= self.checkpoint_seconds
-        if self.ddp.enabled:
-            # Ranks must agree, or only some would pay for (and time) a checkpoint.
+        if self.ddp.enabled and self.checkpoint_seconds > 0:
+            # Clocks differ between ranks: follow rank 0, so all ranks checkpoint at the same step.
             flag = torch.tensor([float(bool(every_steps or overdue))], device=self.device)
             dist.broadcast(flag, 0)
             overdue, every_steps = bool(flag.item()), False

@@ -70,6 +70,21 @@ def convert_channels(frame: np.ndarray, channels: int) -> np.ndarray:
     raise DataError(f"cannot convert a {have}-channel frame to {channels} channels")
 
 
+def resize_stack(crops: np.ndarray, size: int) -> np.ndarray:
+    """Resize an ``(h, w, n)`` stack of crops to ``(size, size, n)``.
+
+    INTER_AREA (anti-aliased) when the crop shrinks in both directions, INTER_LINEAR
+    otherwise.  OpenCV's INTER_AREA handles at most 4 channels at non-integer scales,
+    so it runs on groups of 4 channels; INTER_LINEAR takes all channels in one call.
+    """
+    height, width = crops.shape[:2]
+    if height < size or width < size:
+        return cv2.resize(crops, (size, size), interpolation=cv2.INTER_LINEAR).reshape(size, size, -1)
+    groups = [cv2.resize(crops[:, :, i:i + 4], (size, size), interpolation=cv2.INTER_AREA).reshape(size, size, -1)
+              for i in range(0, crops.shape[2], 4)]
+    return np.concatenate(groups, axis=2)
+
+
 def empty_index(num: int = 0) -> dict[str, np.ndarray]:
     return {name: np.zeros(num, dtype) for name, dtype in INDEX_FIELDS.items()}
 
@@ -85,8 +100,7 @@ def extract_cubes(video: Any, boxes_per_frame: Sequence[np.ndarray], window: int
 
     Each frame is read once: a sliding cache holds the converted frames of the current
     window, and only frames near a box are read at all.  The 2T+1 crops of a box are
-    stacked along the channel axis and resized in one ``cv2.resize`` call; INTER_AREA
-    when the crop shrinks in both directions (anti-aliasing), INTER_LINEAR otherwise.
+    stacked along the channel axis and resized together (:func:`resize_stack`).
     """
     read = video.frame if hasattr(video, "frame") else video.__getitem__
     num_frames = len(video)
@@ -118,9 +132,7 @@ def extract_cubes(video: Any, boxes_per_frame: Sequence[np.ndarray], window: int
         for k, box in enumerate(boxes):
             x1, y1, x2, y2 = pixel_box(box, height, width)
             crops = np.concatenate([frame[y1:y2, x1:x2] for frame in stack], axis=2)
-            shrink = (x2 - x1) >= size and (y2 - y1) >= size
-            resized = cv2.resize(crops, (size, size),
-                                 interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+            resized = resize_stack(crops, size)
             cubes[row + k] = resized.reshape(size, size, length, channels).transpose(2, 3, 0, 1)
         rows = slice(row, row + len(boxes))
         index["frame"][rows] = t

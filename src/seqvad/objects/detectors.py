@@ -56,9 +56,10 @@ def finalize_boxes(boxes: np.ndarray, height: int, width: int, min_area: float =
 
     Boxes with only 4 columns get score 1 and class -1.  Always returns float32 (k, 6).
     """
-    boxes = np.asarray(boxes, np.float32).reshape(-1, np.asarray(boxes).shape[-1] if np.size(boxes) else BOX_COLUMNS)
-    if len(boxes) == 0:
+    boxes = np.asarray(boxes, np.float32)
+    if boxes.size == 0:
         return empty_boxes()
+    boxes = boxes.reshape(-1, boxes.shape[-1])
     if boxes.shape[1] == 4:
         extra = np.tile(np.array([[1.0, -1.0]], np.float32), (len(boxes), 1))
         boxes = np.hstack([boxes, extra])
@@ -103,6 +104,9 @@ class Detector:
     def detect_video(self, video) -> list[np.ndarray]:
         """Boxes of every frame of ``video``, in order."""
         self.reset()
+        return self._detect_chunks(video)
+
+    def _detect_chunks(self, video) -> list[np.ndarray]:
         out: list[np.ndarray] = []
         n = len(video)
         for start in range(0, n, self.chunk):
@@ -114,6 +118,14 @@ class Detector:
 # --------------------------------------------------------------------------------------
 # YOLOX-Nano (onnxruntime)
 # --------------------------------------------------------------------------------------
+
+# Default YOLOX input [width, height], chosen on the Ped2 TRAINING split (every 3rd frame,
+# recall of ped2_bboxes_train.npy at IoU 0.3, score 0.25; `benchmarks/detect.py --size-sweep`,
+# results/detect_ped2.json "input_size_selection"): 416x288 0.843, 480x320 0.877,
+# 544x384 0.920, 640x416 0.935, 832x576 0.978, at 21 / 25 / 30 / 42 ms per frame on one
+# busy core.  544x384 is the knee: each ms bought ~0.008 recall up to it, ~0.0014 after.
+DEFAULT_INPUT_SIZE = (544, 384)
+
 
 def bundled_model_path() -> Path:
     """YOLOX-Nano shipped as package data (``seqvad/assets``; origin and licence beside it)."""
@@ -185,7 +197,7 @@ class YoloxDetector(Detector):
     name = "yolox"
     STRIDES = (8, 16, 32)
 
-    def __init__(self, model_path: str | os.PathLike | None = None, input_size: Sequence[int] = (416, 416),
+    def __init__(self, model_path: str | os.PathLike | None = None, input_size: Sequence[int] = DEFAULT_INPUT_SIZE,
                  score_threshold: float = 0.25, nms_iou: float = 0.45,
                  classes: Sequence[str] | None = ("person",), min_area: float = 0.0,
                  batch: int = 1, threads: int | None = None):
@@ -211,6 +223,9 @@ class YoloxDetector(Detector):
         options.intra_op_num_threads = int(threads) if threads else default_threads()
         options.inter_op_num_threads = 1
         options.log_severity_level = 3  # onnxruntime warns about unused initializers otherwise
+        # idle threads sleep instead of spinning: on a shared or busy CPU spinning threads
+        # steal the cores the working ones need (measured 2x slower with 2 threads under load)
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self.session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
         except Exception as exc:
@@ -281,8 +296,11 @@ class MotionDetector(Detector):
     name = "motion"
     chunk = 32
 
-    def __init__(self, method: str = "mog2", history: int = 200, var_threshold: float = 16.0,
-                 min_area: float = 40.0, kernel: int = 3, warmup: int = 0, close_kernel: int | None = None):
+    # Defaults measured on the Ped2 training split (recall of ped2_bboxes_train.npy at IoU 0.3,
+    # all 2550 frames): mog2/16 0.526 (warm-up 0) 0.536 (20); knn/400 0.571 (0) 0.624 (20);
+    # knn/200 0.636 (20), 0.647 (40); diff/15 0.455; an opening kernel of 5 drops to 0.43.
+    def __init__(self, method: str = "knn", history: int = 200, var_threshold: float = 200.0,
+                 min_area: float = 40.0, kernel: int = 3, warmup: int = 20, close_kernel: int | None = None):
         if method not in ("mog2", "knn", "diff"):
             raise ConfigError(f"detector.motion.method: {method!r} is not one of mog2, knn, diff")
         self.method, self.history, self.var_threshold = method, int(history), float(var_threshold)
@@ -296,6 +314,7 @@ class MotionDetector(Detector):
 
     def reset(self) -> None:
         self._previous: np.ndarray | None = None
+        self._seen = 0  # frames the background model has learned
         if self.method == "mog2":
             self.model = cv2.createBackgroundSubtractorMOG2(self.history, self.var_threshold, False)
         elif self.method == "knn":
@@ -315,12 +334,16 @@ class MotionDetector(Detector):
             gray = self._gray(frame)
             if self.model is not None:
                 self.model.apply(gray)
+                self._seen += 1
         if self.model is None and len(frames):
             self._previous = self._gray(frames[-1])
 
     def _foreground(self, gray: np.ndarray) -> np.ndarray:
         if self.model is not None:
-            return self.model.apply(gray)
+            mask = self.model.apply(gray)
+            self._seen += 1
+            # a model's first frame comes out all foreground: nothing is known to move yet
+            return mask if self._seen > 1 else np.zeros_like(mask)
         previous = gray if self._previous is None else self._previous
         self._previous = gray
         return ((cv2.absdiff(gray, previous) > self.var_threshold) * 255).astype(np.uint8)
@@ -337,18 +360,19 @@ class MotionDetector(Detector):
             out.append(finalize_boxes(xyxy, frame.shape[0], frame.shape[1], self.min_area))
         return out
 
-    def detect_video(self, video) -> list[np.ndarray]:
-        self.reset()
+    def warm_up(self, video) -> None:
+        """Prime the background with ``warmup`` frames spread evenly over ``video``."""
         n = len(video)
         if self.warmup > 0 and n > 0:
             picks = np.unique(np.linspace(0, n - 1, min(self.warmup, n)).round().astype(int))
             self.prime([video.frame(int(i)) for i in picks])
             if self.model is None:
                 self._previous = None  # differencing restarts at frame 0
-        out: list[np.ndarray] = []
-        for start in range(0, n, self.chunk):
-            out += self.detect([video.frame(i) for i in range(start, min(n, start + self.chunk))])
-        return out
+
+    def detect_video(self, video) -> list[np.ndarray]:
+        self.reset()
+        self.warm_up(video)
+        return self._detect_chunks(video)
 
 
 # --------------------------------------------------------------------------------------
@@ -383,9 +407,9 @@ class CombinedDetector(Detector):
                 for d, m in zip(self.detector.detect(frames), self.motion.detect(frames))]
 
     def detect_video(self, video) -> list[np.ndarray]:
-        detected = self.detector.detect_video(video)
-        moving = self.motion.detect_video(video)  # its own pass: it may prime itself first
-        return [merge_boxes(d, m, self.merge_iou) for d, m in zip(detected, moving)]
+        self.reset()
+        self.motion.warm_up(video)
+        return self._detect_chunks(video)  # one pass: each frame is decoded once for both
 
 
 # --------------------------------------------------------------------------------------
@@ -537,7 +561,7 @@ DETECTOR_NAMES = ("motion", "yolox", "yolox+motion", "precomputed")
 
 
 def build_yolox(cfg: Mapping[str, Any], threads: int | None = None) -> YoloxDetector:
-    return YoloxDetector(model_path=cfg.get("model"), input_size=cfg.get("input_size", (416, 416)),
+    return YoloxDetector(model_path=cfg.get("model"), input_size=cfg.get("input_size", DEFAULT_INPUT_SIZE),
                          score_threshold=cfg.get("score_threshold", 0.25), nms_iou=cfg.get("nms_iou", 0.45),
                          classes=cfg.get("classes"), min_area=cfg.get("min_area", 0),
                          batch=cfg.get("batch", 1), threads=threads if threads else cfg.get("threads"))
