@@ -44,3 +44,11 @@ def write_avi(path: Path, frames: np.ndarray, fps: float = 25.0) -> Path:
 
 def random_frames(n: int, h: int = 24, w: int = 32, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, size=(n, h, w, 3), dtype=np.uint8)
+
+
+def pytest_configure(config):
+    # Tiny models on a 2-core machine: one torch thread per test process is several times
+    # faster than two threads fighting each other (and other processes).
+    import torch
+
+    torch.set_num_threads(1)

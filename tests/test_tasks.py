@@ -100,7 +100,8 @@ def test_pooled_reduction_is_the_literal_batch_sum():
     a = nn.functional.normalize(anchor, dim=-1)
     s_pos = torch.exp((a * nn.functional.normalize(positive, dim=-1)).sum(-1) / 0.5).sum()
     s_neg = torch.exp((a[:, None] * nn.functional.normalize(negatives, dim=-1)).sum(-1) / 0.5).sum()
-    assert float(loss(anchor, positive, negatives)) == pytest.approx(float(-torch.log(s_pos / (s_pos + s_neg))), rel=1e-5)
+    expected = -torch.log(s_pos / (s_pos + s_neg))
+    assert float(loss(anchor, positive, negatives)) == pytest.approx(float(expected), rel=1e-5)
 
 
 def test_masked_negatives_are_left_out_of_the_contrastive_loss():

@@ -143,9 +143,16 @@ class NanAfter(nn.Module):
         super().__init__()
         self.task, self.n, self.calls = task, n, 0
 
-    def forward(self, model, cubes):
+    @property
+    def keys(self):  # the snippets the wrapped task needs (for the shared encoder pass)
+        return self.task.keys
+
+    def make_snippet(self, key, cubes):
+        return self.task.make_snippet(key, cubes)
+
+    def forward(self, model, cubes, shared=None):
         self.calls += 1
-        losses = self.task(model, cubes)
+        losses = self.task(model, cubes, shared=shared)
         if self.calls > self.n:
             first = next(iter(losses))
             losses[first] = losses[first] * float("nan")

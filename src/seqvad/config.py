@@ -37,12 +37,16 @@ DEFAULTS: dict[str, Any] = {
                    "kernel": 3, "warmup": 0},
     },
     "cubes": {"window": 4, "size": 32, "channels": 1},
-    "model": {"blocks": 2, "width": 32, "latent": 64, "projection": 64, "norm": "batch",
-              "memory": None},
+    # width 8 / latent 32: the smallest that beats frame interpolation at predicting crops, and
+    # fast on 2 CPU cores (about 101 MFLOP per cube per phase-3 training step, fwd+bwd;
+    # width 16 / latent 64 costs 359 MFLOP and 3.5x the time). See results/train_speed.json.
+    "model": {"blocks": 2, "width": 8, "latent": 32, "projection": 64, "norm": "batch",
+              "memory": None},  # memory: {items: 100, shrink: 0.0025} for the Table 2 study
     "tasks": {
         "pre": {"grad_weight": 1.0},
         "rec": {},
-        "cls": {"tau": 0.1, "con_weight": 1.0, "static_threshold": 2.0},
+        "cls": {"tau": 0.1, "con_weight": 1.0, "static_threshold": 2.0, "acc_start": "fixed"},
+        "sps": {"weight": 0.0002},
     },
     "schedule": {"order": "pre,rec,cls", "epochs": [10, 10, 10], "lr": 1e-3,
                  "reset_optimizer": False, "weights": {}},

@@ -89,14 +89,18 @@ class Schedule:
         """A schedule from an order string: ``"pre,rec,cls"``, ``"simultaneous:pre=3,rec=2,cls=1"``."""
         if not isinstance(text, str) or not text.strip():
             raise ConfigError(f"schedule.order: expected a string such as 'pre,rec,cls', got {text!r}")
+        if not isinstance(weights or {}, dict):
+            raise ConfigError(f"schedule.weights: expected a mapping such as {{pre: 1, rec: 1}}, got {weights!r}")
         weights = dict(weights or {})
         check_tasks(list(weights), what="schedule.weights")
-        head, _, rest = text.strip().partition(":")
+        text = text.strip().lower()
+        head, _, rest = text.partition(":")
         if head.strip() == SIMULTANEOUS:
             tasks, string_weights = parse_weighted_tasks(rest) if rest.strip() else (["pre", "rec", "cls"], {})
-            total = sum(per_phase(epochs, None, "epochs")) if not isinstance(epochs, int) else epochs
+            total = sum(map(check_epochs, per_phase(epochs, None, "epochs")))
             phase = Phase(tasks=tasks, epochs=total, weights={**weights, **string_weights},
-                          lr=per_phase(lr, 1, "lr")[0], reset_optimizer=per_phase(reset_optimizer, 1, "reset_optimizer")[0],
+                          lr=per_phase(lr, 1, "lr")[0],
+                          reset_optimizer=per_phase(reset_optimizer, 1, "reset_optimizer")[0],
                           name=f"{SIMULTANEOUS}-" + "+".join(tasks))
             return cls([phase])
         names, string_weights = parse_weighted_tasks(text)

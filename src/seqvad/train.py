@@ -48,6 +48,7 @@ from torch import nn
 from seqvad import __version__
 from seqvad.config import diff, load_config
 from seqvad.errors import ConfigError, DataError, SeqvadError
+from seqvad.tasks import shared_codes
 
 log = logging.getLogger(__name__)
 
@@ -91,10 +92,11 @@ class TaskRunner(nn.Module):
     def forward(self, cubes: torch.Tensor, weights: Mapping[str, float]) -> dict[str, torch.Tensor]:
         named: dict[str, torch.Tensor] = {}
         total = cubes.new_zeros(())
-        for task_name, weight in weights.items():
-            if weight == 0:
-                continue  # a task weighted 0 is off: skip its compute entirely
-            for loss_name, value in self.tasks[task_name](self.model, cubes).items():
+        active = {name: weight for name, weight in weights.items() if weight != 0}  # weight 0 = off
+        # One encoder pass for the snippets of all active tasks (~1.3x faster in phase 3).
+        shared = shared_codes(self.model, [self.tasks[name] for name in active], cubes)
+        for task_name, weight in active.items():
+            for loss_name, value in self.tasks[task_name](self.model, cubes, shared=shared).items():
                 # Loss names are short ("pre", "grd", "cls"...); prefix only on a clash.
                 key = loss_name if loss_name not in named and loss_name != "loss" else f"{task_name}.{loss_name}"
                 named[key] = value

@@ -167,7 +167,7 @@ def save_npz_atomic(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
 def save_json_atomic(path: Path, data: Any) -> None:
     tmp = _temp_path(path)
     try:
-        tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
+        tmp.write_text(json.dumps(data, indent=1, sort_keys=True, default=str))  # Paths as text
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

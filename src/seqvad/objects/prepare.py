@@ -129,6 +129,8 @@ def _detector_for(job: _Job) -> Detector:
         return build_detector(job.detector_cfg, job.video.name, boxes=job.boxes)
     key = (config_hash(job.detector_cfg), job.threads)
     if key not in _DETECTORS:
+        if len(_DETECTORS) >= 2:  # a long-lived process trying many settings: keep memory bounded
+            _DETECTORS.clear()
         _DETECTORS[key] = build_detector(job.detector_cfg, job.video.name, threads=job.threads)
     return _DETECTORS[key]
 
@@ -204,7 +206,8 @@ def prepare_split(videos: Sequence[Video], config: Mapping[str, Any], cache_dir:
     _remove_leftovers(cache_dir)
     cores = default_threads()
     workers = max(1, min(int(workers) if workers else cores, len(videos)))
-    threads = max(1, cores // workers)
+    # onnxruntime threads per worker: the config's, else the cores shared out among the workers
+    threads = (detector_cfg.get("yolox") or {}).get("threads") or max(1, cores // workers)
     parts_dir = Path(tempfile.mkdtemp(prefix=".parts-", dir=cache_dir))
     started = time.perf_counter()
     try:
