@@ -60,3 +60,8 @@ def test_equal_error_rate_perfect_and_random():
     assert S.equal_error_rate(y, [np.array([0.0, 0.1, 0.8, 0.9])]) == 0.0
     m = S.evaluate_scores(y, [np.array([0.9, 0.8, 0.1, 0.0])])
     assert m.micro_auc == 0.0 and m.eer == 1.0
+
+
+def test_negative_errors_psnr_style_empty_frames_lowest():
+    out = S.frame_scores(np.array([-30.0, -20.0]), np.array([0, 0]), np.array([0, 2]), [3])
+    np.testing.assert_allclose(out[0], [-30.0, -30.0, -20.0])

@@ -82,6 +82,7 @@ class Detector:
         from seqvad.objects.detectors import build_detector
 
         detector = build_detector(self.config["detector"], video_name=video.name)
+        seed_opencv_rng()
         boxes = detector.detect_video(video)
         return extract_cubes(video, boxes, **_cube_args(self.config))
 
@@ -167,6 +168,18 @@ class Detector:
         detector.model.to(detector.device).eval()
         detector._calibrate(pipeline.load_store(run_dir, "train"))
         return detector
+
+
+def seed_opencv_rng(seed: int = 0) -> None:
+    """Reset OpenCV's global random generator before a video's detection.
+
+    The KNN background subtractor (the motion detector's default) draws from it, so without a
+    reset the boxes of a video depend on what ran before in the process; with it, batch
+    scoring and ``seqvad detect`` find the same boxes.
+    """
+    import cv2
+
+    cv2.setRNGSeed(seed)
 
 
 def _cube_args(config: dict) -> dict:

@@ -148,6 +148,12 @@ def cmd_train(args) -> int:
         pipeline.save_labels(run_dir, test)
     summary = pipeline.train(config, run_dir, resume=args.resume, progress=not args.quiet)
     print(f"trained: {run_dir}  checkpoints: {run_dir / 'checkpoints'}")
+    if args.folder and summary is not None:
+        # one file for `seqvad detect RUN/model.pt INPUT`: weights, config and alarm threshold
+        from seqvad.api import Detector
+
+        model_file = Detector.from_run(run_dir, device=config["train"].get("device")).save(run_dir / "model.pt")
+        print(f"model: {model_file}  (next: seqvad detect {model_file} VIDEO)")
     return 0 if summary is not None else 1
 
 

@@ -32,7 +32,8 @@ def object_errors(model, cubes: np.ndarray, kind: str = "mse", batch_size: int =
     out = np.empty(len(cubes), dtype=np.float64)
     with torch.inference_mode():
         for start in range(0, len(cubes), batch_size):
-            chunk = torch.from_numpy(np.ascontiguousarray(cubes[start:start + batch_size])).to(device)
+            # np.array copies: the cache is a read-only memory map that torch must not alias
+            chunk = torch.from_numpy(np.array(cubes[start:start + batch_size])).to(device)
             chunk = chunk.float().div_(127.5).sub_(1.0)
             out[start:start + len(chunk)] = prediction_error(model, chunk, kind=kind).double().cpu().numpy()
     return out
@@ -43,14 +44,16 @@ def frame_scores(errors: np.ndarray, video_ids: np.ndarray, frames: np.ndarray,
     """Max object error per frame (Eq. 12), 0 for frames without objects (Eq. 13).
 
     ``video_ids[i]`` and ``frames[i]`` locate object ``i``; returns one array per video.
+    Errors that can be negative (minus PSNR) give empty frames the lowest error seen
+    instead of 0, so that 'no object' still means 'least anomalous'.
     """
     errors = np.asarray(errors, dtype=np.float64)
     offsets = np.concatenate([[0], np.cumsum(frame_counts)]).astype(np.int64)
-    flat = np.zeros(offsets[-1], dtype=np.float64)
+    empty = min(0.0, float(errors.min())) if len(errors) else 0.0
+    flat = np.full(offsets[-1], -np.inf)
     if len(errors):
-        if errors.min() < 0:
-            raise ValueError("object errors must be non-negative (0 stands for 'no object')")
         np.maximum.at(flat, offsets[np.asarray(video_ids, np.int64)] + np.asarray(frames, np.int64), errors)
+    flat[np.isneginf(flat)] = empty
     return [flat[a:b] for a, b in zip(offsets[:-1], offsets[1:])]
 
 
