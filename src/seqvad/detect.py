@@ -227,16 +227,17 @@ class StreamScorer:
     """
 
     def __init__(self, model, box_detector=None, warmup_video=None, video_name: str | None = None):
+        from seqvad import pipeline, scoring  # imported here (scipy, sklearn: ~1 s), not mid-stream
         from seqvad.objects.detectors import build_detector
 
         model._require_model()
-        cubes = model.config["cubes"]
-        scoring = model.config["scoring"]
+        self._pipeline, self._scoring = pipeline, scoring
+        cube_cfg, scoring_cfg = model.config["cubes"], model.config["scoring"]
         self.model = model
-        self.window = int(cubes.get("window", 4))
-        self.size, self.channels = int(cubes.get("size", 32)), int(cubes.get("channels", 1))
-        self.error_kind = scoring.get("error", "mse")
-        median_window = int(scoring.get("median_window", 17))
+        self.window = int(cube_cfg.get("window", 4))
+        self.size, self.channels = int(cube_cfg.get("size", 32)), int(cube_cfg.get("channels", 1))
+        self.error_kind = scoring_cfg.get("error", "mse")
+        median_window = int(scoring_cfg.get("median_window", 17))
         if median_window > 1 and median_window % 2 == 0:
             raise ConfigError(f"scoring.median_window={median_window}: the median window must be odd")
         self.half = max(median_window, 1) // 2
@@ -337,14 +338,13 @@ class StreamScorer:
 
     def _score(self, ready: list[tuple[ScoredFrame, np.ndarray]]) -> None:
         """Object errors of all ready frames in one model batch; raw frame score = their max."""
-        from seqvad import pipeline, scoring
-
         counts = [len(cubes) for _, cubes in ready]
         if sum(counts):
             started = time.perf_counter()
             cubes = np.concatenate([c for _, c in ready if len(c)])
-            errors = scoring.object_errors(self.model.model, cubes, kind=self.error_kind, device=self.model.device)
-            errors = pipeline.normalise(errors, self.model._scoring_stats())
+            errors = self._scoring.object_errors(self.model.model, cubes, kind=self.error_kind,
+                                                 device=self.model.device)
+            errors = self._pipeline.normalise(errors, self.model._scoring_stats())
             self.times.model += time.perf_counter() - started
         else:
             errors = np.zeros(0)
