@@ -11,7 +11,9 @@ scores, annotated video, CSV files, report) with
   frames are video 01),
 
 beside decode-only frames/s measured in the same run, and where the time goes (seconds per
-stage; ``warmup`` is building the detector and priming the motion model).
+stage; ``warmup`` is building the detector and priming the motion model).  The model runs on one
+torch thread, as ``seqvad detect`` does by default; the precomputed run is repeated with one
+thread per core for comparison.
 
 The model: the last phase checkpoint of ``runs/ped2`` when there is one (``--run``), else an
 untrained model of the default width; speed does not depend on the weights.  The machine may be
@@ -36,7 +38,7 @@ sys.path.insert(0, str(REPO / "src"))
 from seqvad.api import Detector  # noqa: E402
 from seqvad.detect import open_source, run_detection  # noqa: E402
 from seqvad.objects.detectors import PrecomputedBoxes  # noqa: E402
-from seqvad.pipeline import command_line, git_commit, machine  # noqa: E402
+from seqvad.pipeline import git_commit, machine  # noqa: E402
 
 DATA = Path(os.environ.get("SEQVAD_DATA", REPO.parent / "shared" / "data"))
 
@@ -76,6 +78,8 @@ def one_run(model: Detector, folder: Path, out: Path, box_detector=None) -> dict
     load_before = os.getloadavg()[0]
     result = run_detection(model, open_source(folder), out, box_detector=box_detector, write_video=True)
     t = result.timings
+    with open(result.files["objects"]) as handle:
+        objects = sum(1 for _ in handle) - 1  # rows minus the header
     steady = t["wall"] - t["warmup"]
     stages = {k: t[k] for k in ("warmup", "decode", "detect", "crop", "model", "smooth", "write")}
     stages["other"] = round(t["wall"] - sum(stages.values()), 4)
@@ -83,7 +87,9 @@ def one_run(model: Detector, folder: Path, out: Path, box_detector=None) -> dict
             "fps_after_warmup": round(result.frames / steady, 1) if steady > 0 else None,
             "wall_seconds": t["wall"], "stage_seconds": stages,
             "ms_per_frame": {k: round(1000 * v / max(result.frames, 1), 2) for k, v in stages.items()},
-            "objects": int(sum(1 for _ in open(result.files["objects"])) - 1),
+            "objects_per_frame": round(objects / max(result.frames, 1), 2),
+            "model_cubes_per_s": round(objects / t["model"], 1) if t["model"] > 0 else None,
+            "slowest_stage": max(stages, key=stages.get),
             "load_average_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)]}
 
 
@@ -99,19 +105,23 @@ def main() -> int:
     import torch
 
     model, label = speed_model(Path(args.run))
-    result = {"command": command_line(), "git_commit": git_commit(), "machine": machine(),
-              "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "input": str(folder.relative_to(DATA.parent)
-                                                                             if folder.is_relative_to(DATA.parent) else folder),
-              "model": label, "model_config": model.config["model"], "torch_threads": torch.get_num_threads(),
-              "outputs": "annotated.mp4, scores.csv, objects.csv, report.html (all written)",
-              "target_fps": 150}
+    command = " ".join(["python benchmarks/detect_speed.py", *sys.argv[1:]])
+    result = {"command": command, "git_commit": git_commit(), "machine": machine(),
+              "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "input": "ped2/testing/frames/01",
+              "model": label, "model_config": model.config["model"], "detector_config": model.config["detector"],
+              "target_fps": 150,
+              "outputs": "annotated.mp4, scores.csv, objects.csv, report.html (all written)"}
     with tempfile.TemporaryDirectory(prefix="detect-speed-") as tmp:
         result["decode_only"] = decode_only(folder)
         print("decode only:", result["decode_only"], flush=True)
-        result["yolox+motion"] = one_run(model, folder, Path(tmp) / "yolox")
-        print("yolox+motion:", result["yolox+motion"], flush=True)
-        result["precomputed"] = one_run(model, folder, Path(tmp) / "pre", precomputed_boxes(result["decode_only"]["frames"]))
-        print("precomputed:", result["precomputed"], flush=True)
+        boxes = precomputed_boxes(result["decode_only"]["frames"])  # reset (cursor 0) at each run's start
+        cores = torch.get_num_threads()
+        # `seqvad detect` runs the model on 1 torch thread by default; the core count for comparison
+        for threads, name, box_detector in ((1, "yolox+motion", None), (1, "precomputed", boxes),
+                                            (cores, f"precomputed_torch_{cores}_threads", boxes)):
+            torch.set_num_threads(threads)
+            result[name] = {"torch_threads": threads, **one_run(model, folder, Path(tmp) / name, box_detector)}
+            print(f"{name}:", result[name], flush=True)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {args.out}")

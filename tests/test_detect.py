@@ -151,6 +151,19 @@ def test_streaming_equals_batch_with_yolox_and_motion(trained):
     np.testing.assert_allclose([s.score for s in streamed], model.score(video), rtol=1e-5, atol=1e-9)
 
 
+def test_psnr_scores_stream_like_batch_on_frames_with_objects(trained, tmp_path):
+    """Minus PSNR is negative: empty frames get the lowest error so far (batch: of the whole video)."""
+    config = {**trained["model"].config, "scoring": {**trained["model"].config["scoring"], "error": "psnr"}}
+    model = Detector(config)
+    model.model, model.stats, model.threshold = trained["model"].model, None, -20.0
+    result = run_detection(model, open_source(trained["avi"]), tmp_path / "psnr", top_k=2)
+    batch = model.score(Video.open(trained["avi"]), smoothed=False)
+    objects = {int(r["frame"]) for r in read_csv(tmp_path / "psnr" / "objects.csv")}
+    assert result.raw.max() < 0 and len(objects) > TEST_FRAMES // 2
+    np.testing.assert_allclose(result.raw[sorted(objects)], batch[sorted(objects)], rtol=1e-6)
+    assert "#1: score -" in (tmp_path / "psnr" / "report.html").read_text()
+
+
 # -- broken streams and bad input ------------------------------------------------------------------
 
 def frames_then_failure(frames, count):
@@ -266,7 +279,8 @@ def test_threshold_option_overrides_the_model(trained, tmp_path):
 def offer_all(keeper, scores):
     image = np.zeros((8, 8, 3), np.uint8)
     for i, s in enumerate(scores):
-        keeper.offer(ScoredFrame(i, image, np.zeros((0, 6)), np.zeros(0), float(s), float(s)), image)
+        box = np.array([[1, 1, 5, 5, 1, -1]], np.float32)
+        keeper.offer(ScoredFrame(i, image, box, np.array([s]), float(s), float(s)), image)
     return sorted(m.index for m in keeper.moments)
 
 

@@ -11,7 +11,12 @@ Latencies: the cubes of frame t need frame t+T (T = 4), and the median filter (w
 the raw scores of t+8, so frame t's smoothed score is known once frame t+12 (plus the open
 detection group) has arrived.  At the end of the stream the last frames are finished with the
 borders clamped exactly as the batch code does (``extract_cubes`` repeats the last frame,
-``median_filter(mode='nearest')`` repeats the last score), so streaming equals batch.
+``median_filter(mode='nearest')`` repeats the last score), so streaming equals batch.  Memory:
+at most ``group + T + 8`` frames are held, plus 16 bytes per frame for the report's timeline.
+
+The motion detector's warm-up (``detector.motion.warmup`` frames spread over the whole video)
+reads ahead in files and folders exactly as batch scoring does; a camera or stream cannot be read
+ahead, so there the background model learns from the first frames instead.
 
 Outputs (``OUT/``): ``annotated.mp4`` (or ``.avi``), ``scores.csv``, ``objects.csv`` and
 ``report.html``.  Rows are flushed as whole lines every ``flush_every`` frames and the video
@@ -250,6 +255,7 @@ class StreamScorer:
         self._converted: dict[int, np.ndarray] = {}  # ring buffer: the last 2T+1 frames for cropping
         self._waiting_cubes: deque[ScoredFrame] = deque()  # boxes known, frame t+T not yet arrived
         self._raw: dict[int, float] = {}  # the last median_window raw scores
+        self._empty_score = 0.0  # raw score of a frame without objects
         self._waiting_smooth: deque[ScoredFrame] = deque()
 
     # -- public -----------------------------------------------------------------------------
@@ -348,9 +354,15 @@ class StreamScorer:
             self.times.model += time.perf_counter() - started
         else:
             errors = np.zeros(0)
+        # frames without objects get min(0, lowest object error): scoring.frame_scores takes the
+        # lowest of the whole video, which a stream cannot know yet, so the lowest so far stands
+        # in. Equal for errors >= 0 (mse, the default); minus PSNR is negative.
+        if len(errors):
+            self._empty_score = min(self._empty_score, float(errors.min()))
         start = 0
         for (item, frame_cubes), count in zip(ready, counts):
             item.object_scores = errors[start:start + count]
+            item.raw = self._empty_score
             if count:
                 worst = int(np.argmax(item.object_scores))
                 item.raw = float(item.object_scores[worst])
@@ -393,14 +405,13 @@ def stream_scores(model, frames: Iterable[np.ndarray], box_detector=None, warmup
 class CsvLog:
     """A CSV file written in whole rows: rows are buffered and written and flushed together."""
 
-    def __init__(self, path: Path, header: Sequence[str], flush_every: int = 25):
+    def __init__(self, path: Path, header: Sequence[str]):
         self.path = path
         self._handle = open(path, "w", newline="")
         self._writer = csv.writer(self._handle)
         self._writer.writerow(header)
         self._handle.flush()
         self._rows: list[list] = []
-        self.flush_every = flush_every
 
     def add(self, row: list) -> None:
         self._rows.append(row)
@@ -422,13 +433,12 @@ def _num(value: float) -> str:
 
 
 def score_colour(score: float, threshold: float | None) -> tuple[int, int, int]:
-    """BGR colour of a box: green well below the threshold, yellow near it, red above."""
-    if not threshold or threshold <= 0:
+    """BGR colour of a box: red over the threshold, yellow above half of it, green below."""
+    if threshold is None:
         return (0, 200, 0)
-    ratio = score / threshold
-    if ratio >= 1.0:
+    if score > threshold:
         return (0, 0, 255)
-    if ratio >= 0.5:
+    if threshold > 0 and score >= 0.5 * threshold:
         return (0, 215, 255)
     return (0, 200, 0)
 
@@ -439,7 +449,7 @@ class Annotator:
     def __init__(self, threshold: float | None):
         self.threshold = threshold
         self._strip: np.ndarray | None = None
-        self._largest = 0.0  # without a threshold the strip is scaled by the largest score so far
+        self._lowest, self._highest = 0.0, 0.0  # scores seen, for a strip without a positive threshold
 
     def draw(self, item: ScoredFrame, alarm: bool) -> np.ndarray:
         frame = item.frame
@@ -451,23 +461,34 @@ class Annotator:
             cv2.rectangle(image, (0, 0), (image.shape[1] - 1, image.shape[0] - 1), (0, 0, 255), 4)
         return np.vstack([image, self._advance_strip(item, alarm, image.shape[1])])
 
+    def _range(self, score: float) -> tuple[float, float]:
+        """Score range of the strip: 0 to twice a positive threshold (a steady scale with the
+        threshold at mid-height), else the range of the scores seen so far (minus PSNR is negative)."""
+        self._lowest, self._highest = min(self._lowest, score), max(self._highest, score)
+        if self.threshold is not None and self.threshold > 0:
+            return 0.0, 2 * self.threshold
+        extra = [] if self.threshold is None else [self.threshold]
+        low, high = min([self._lowest, *extra]), max([self._highest, *extra])
+        return low, max(high, low + 1e-12)
+
     def _advance_strip(self, item: ScoredFrame, alarm: bool, width: int) -> np.ndarray:
         """Shift the timeline one pixel left and draw this frame's score as the newest column."""
-        h = STRIP_HEIGHT
+        h, room = STRIP_HEIGHT, STRIP_HEIGHT - 14  # 14 pixels on top for the text
         if self._strip is None:
             self._strip = np.full((h, width, 3), 32, np.uint8)
         self._strip[:, :-1] = self._strip[:, 1:]
         self._strip[:, -1] = 32
-        self._largest = max(self._largest, item.score)
-        has_threshold = bool(self.threshold and self.threshold > 0)
-        scale = 2 * self.threshold if has_threshold else max(self._largest * 1.25, 1e-12)
-        height = int(round(min(item.score / scale, 1.0) * (h - 14)))
-        if height:
-            self._strip[h - height:, -1] = (60, 60, 230) if alarm else (80, 190, 80)
+        low, high = self._range(item.score)
+
+        def height_of(value: float) -> int:
+            return int(round(float(np.clip((value - low) / (high - low), 0.0, 1.0)) * room))
+
+        column = height_of(item.score)
+        if column:
+            self._strip[h - column:, -1] = (60, 60, 230) if alarm else (80, 190, 80)
         out = self._strip.copy()
-        if has_threshold:  # dotted line: the threshold sits at mid-height
-            y = h - int(round(min(self.threshold / scale, 1.0) * (h - 14)))
-            out[y, ::4] = (0, 0, 255)
+        if self.threshold is not None:  # dotted line
+            out[min(h - height_of(self.threshold), h - 1), ::4] = (0, 0, 255)
         cv2.putText(out, f"frame {item.index}  score {item.score:.4g}", (4, 11), cv2.FONT_HERSHEY_SIMPLEX,
                     0.35, (230, 230, 230), 1, cv2.LINE_AA)
         return out
@@ -530,15 +551,13 @@ class MomentKeeper:
         self._current: Moment | None = None  # best frame of the open bin
 
     def offer(self, item: ScoredFrame, annotated: np.ndarray) -> None:
-        if self.k <= 0 or item.score <= 0:
-            return
+        if self.k <= 0 or len(item.object_scores) == 0:
+            return  # a moment shows its worst object's difference map: frames without objects have none
         if self._current is not None and self._current.index // self.gap != item.index // self.gap:
             self._commit()
         if self._current is None or item.score > self._current.score:
-            box = cube = None
-            if len(item.object_scores):
-                worst = int(np.argmax(item.object_scores))
-                box, cube = item.boxes[worst].copy(), item.worst_cube
+            worst = int(np.argmax(item.object_scores))
+            box, cube = item.boxes[worst].copy(), item.worst_cube
             self._current = Moment(item.index, item.score, self._thumbnail(annotated, box), box, cube)
 
     def _commit(self) -> None:
@@ -609,11 +628,14 @@ class DetectionOutputs:
 
     def __init__(self, out_dir: Path, threshold: float | None, fps: float, top_k: int, write_video: bool,
                  flush_every: int = 25):
-        out_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            self.scores_csv = CsvLog(out_dir / "scores.csv", ["frame", "raw_score", "score", "alarm"])
+            self.objects_csv = CsvLog(out_dir / "objects.csv", ["frame", "x1", "y1", "x2", "y2",
+                                                                "detector_score", "class", "object_score"])
+        except OSError as exc:
+            raise DataError(f"{out_dir}: cannot write the outputs here ({exc.strerror or exc})") from None
         self.out_dir, self.threshold, self.fps = out_dir, threshold, fps
-        self.scores_csv = CsvLog(out_dir / "scores.csv", ["frame", "raw_score", "score", "alarm"], flush_every)
-        self.objects_csv = CsvLog(out_dir / "objects.csv", ["frame", "x1", "y1", "x2", "y2", "detector_score",
-                                                            "class", "object_score"], flush_every)
         self.annotator = Annotator(threshold)
         self.video = VideoOut(out_dir, fps) if write_video else None
         self.moments = MomentKeeper(top_k, gap=int(round(fps)))
@@ -676,11 +698,15 @@ def run_detection(model, source: Source, out_dir: str | Path | None = None, thre
     fps = float(source.fps or DEFAULT_FPS)
     frames = GuardedFrames(source.frames, max_frames)
     started = time.perf_counter()
-    scorer = StreamScorer(model, box_detector, source.video if _needs_warmup(model, box_detector) else None,
-                          video_name=source.name)
-    warmup_seconds = time.perf_counter() - started
-    outputs = DetectionOutputs(out_dir, threshold, fps, top_k, write_video)
-    bar = _progress_bar(progress, source.length if max_frames is None else max_frames)
+    try:
+        scorer = StreamScorer(model, box_detector, source.video if _needs_warmup(model, box_detector) else None,
+                              video_name=source.name)
+        warmup_seconds = time.perf_counter() - started
+        outputs = DetectionOutputs(out_dir, threshold, fps, top_k, write_video)
+    except BaseException:
+        source.close()  # a camera stays busy until released
+        raise
+    bar = _progress_bar(progress, max_frames or source.length or source.claimed_length)
     restore_sigint = _stop_on_sigint(frames) if stop_on_sigint else None
     finished = False
     try:
@@ -794,6 +820,9 @@ def add_parser(sub) -> None:
     p.add_argument("--no-video", action="store_true", help="skip the annotated video (faster)")
     p.add_argument("--max-frames", type=int, help="stop after this many frames")
     p.add_argument("--device", help="cpu or cuda (default: cpu)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch threads for the model (default 1: its batches of a few hundred crops gain little "
+                        "from more, and on a busy machine 2 threads ran 4x slower than 1)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_detect)
 
@@ -801,6 +830,11 @@ def add_parser(sub) -> None:
 def cmd_detect(args) -> int:
     from seqvad.api import Detector
 
+    import torch
+
+    # measured on 2 cores beside a training job (results/detect_speed.json): 1584 cubes/s with
+    # one thread, 361 with two, whose barrier waits whenever either core is taken
+    torch.set_num_threads(max(1, args.threads))
     model = Detector.load(args.model, device=args.device)
     if args.boxes:
         model.config["detector"].update(name="precomputed", boxes=str(args.boxes))

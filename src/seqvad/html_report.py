@@ -74,16 +74,18 @@ def timeline_svg(raw: np.ndarray, scores: np.ndarray, threshold: float | None, f
                  marks: Sequence[int] = (), width: int = 1000, height: int = 240) -> str:
     """Smoothed score (line), raw score (faint), threshold (dashed), alarms (shaded), marks (numbered)."""
     n = len(scores)
-    left, right, top, bottom = 56, 12, 12, 30
+    left, right, top, bottom = 56, 24, 12, 30
     plot_w, plot_h = width - left - right, height - top - bottom
-    peak = max(float(np.max(scores)) if n else 0.0, float(np.max(raw)) if len(raw) else 0.0, threshold or 0.0)
-    y_max = peak * 1.1 or 1.0
+    values = [0.0, *([threshold] if threshold is not None else [])]
+    values += [float(np.min(s)) for s in (raw, scores) if len(s)] + [float(np.max(s)) for s in (raw, scores) if len(s)]
+    y_min = min(values)  # below 0 only for minus-PSNR scores
+    y_max = max(values) + 0.1 * (max(values) - y_min) or 1.0
 
     def x_of(frame: float) -> float:
         return left + plot_w * (frame / max(n - 1, 1))
 
     def y_of(value: float) -> float:
-        return top + plot_h * (1.0 - min(value, y_max) / y_max)
+        return top + plot_h * (1.0 - (min(value, y_max) - y_min) / (y_max - y_min))
 
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="100%" '
              f'role="img" aria-label="anomaly score per frame">',
@@ -107,14 +109,14 @@ def timeline_svg(raw: np.ndarray, scores: np.ndarray, threshold: float | None, f
         x, y = x_of(frame), y_of(float(scores[frame])) if 0 <= frame < n else top
         parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="8" fill="#ff8f00" fill-opacity="0.9"/>'
                      f'<text x="{x:.1f}" y="{y + 4:.1f}" text-anchor="middle" font-size="11" fill="#fff">{number}</text>')
-    parts += _axes(n, fps, y_max, left, top, plot_w, plot_h, x_of, y_of)
+    parts += _axes(n, fps, y_min, y_max, left, top, plot_h, x_of, y_of)
     parts.append("</svg>")
     return "\n".join(parts)
 
 
-def _axes(n, fps, y_max, left, top, plot_w, plot_h, x_of, y_of) -> list[str]:
+def _axes(n, fps, y_min, y_max, left, top, plot_h, x_of, y_of) -> list[str]:
     out = []
-    for value in np.linspace(0, y_max, 5):
+    for value in np.linspace(y_min, y_max, 5):
         y = y_of(value)
         out.append(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" font-size="11" fill="#555">{value:.3g}</text>')
     seconds = n / fps if fps else n
@@ -163,7 +165,7 @@ def write_report(path: str | Path, info: dict, raw: np.ndarray, scores: np.ndarr
     body += _segments_list(scores, threshold, fps)
     body.append(f"<h2>Top {len(moments)} anomalous moments</h2>")
     if not moments:
-        body.append("<p>No frame scored above zero (no objects were detected).</p>")
+        body.append("<p>No objects were detected, so there is no moment to show.</p>")
     scale = max((float(m["difference"].mean(axis=0).max()) for m in maps if m is not None), default=1.0)
     for number, (moment, images) in enumerate(zip(moments, maps), start=1):
         body.append(_moment_block(number, moment, images, scale, fps, threshold))
@@ -213,7 +215,7 @@ def _moment_block(number: int, moment, images: dict | None, scale: float, fps: f
     frame = (f'<figure><img src="{image_data_uri(moment.thumbnail, "jpg")}" alt="frame {moment.index}" '
              f'style="width:420px;max-width:100%"><figcaption>frame {moment.index}, {moment.index / fps:.2f} s</figcaption></figure>')
     if images is None:
-        crops = "<p class=\"muted\">No object in this frame: its score comes from neighbouring frames.</p>"
+        crops = "<p class=\"muted\">Difference map unavailable (the model could not be run).</p>"
     else:
         pictures = (("crop X (frame t)", crop_image(images["crop"])),
                     ("prediction X^", crop_image(images["prediction"])),

@@ -317,6 +317,9 @@ class MotionDetector(Detector):
         self.reset()
 
     def reset(self) -> None:
+        # KNN/MOG2 draw from OpenCV's global RNG: reseed so that a video's boxes do not depend
+        # on what ran before in this process (worker or not). Seed 0 = a fresh process's state.
+        cv2.setRNGSeed(0)
         self._previous: np.ndarray | None = None
         self._seen = 0  # frames the background model has learned
         if self.method == "mog2":
