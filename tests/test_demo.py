@@ -1,0 +1,32 @@
+"""End to end: `seqvad demo --quick` (the README's main job, on its tiny scene)."""
+
+import json
+import math
+
+import numpy as np
+
+from seqvad.cli import main
+
+
+def test_demo_quick_end_to_end(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--quick", "--quiet", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "micro AUC" in printed and "phase3" in printed
+    for name in ("config.yaml", "log.csv", "scores.csv", "metrics.json", "report/score_curves.png",
+                 "checkpoints/phase1.pt", "checkpoints/phase2.pt", "checkpoints/phase3.pt"):
+        assert (out / name).is_file(), name
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert list(metrics["phases"]) == ["phase1", "phase2", "phase3"]
+    assert metrics["phases"]["phase3"]["tasks"] == ["pre", "rec", "cls"]
+    for phase in metrics["phases"].values():
+        for key in ("micro_auc", "macro_auc", "eer"):
+            assert isinstance(phase[key], float) and not math.isnan(phase[key]) and 0.0 <= phase[key] <= 1.0
+    assert metrics["command"] and metrics["git_commit"] and metrics["machine"]["cpu_count"]
+    # scores.csv: one row per test frame, labels and one raw/smoothed column pair per phase
+    rows = (out / "scores.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    assert header[:3] == ["video", "frame", "label"] and "phase3_smoothed" in header
+    assert len(rows) - 1 == metrics["frames"]
+    labels = np.array([int(r.split(",")[2]) for r in rows[1:]])
+    assert labels.sum() == metrics["abnormal_frames"] > 0
