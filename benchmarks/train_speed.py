@@ -38,7 +38,7 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from seqvad.config import DEFAULTS, load_config
+from seqvad.config import load_config
 from seqvad.train import Trainer
 
 REPO = Path(__file__).resolve().parents[1]

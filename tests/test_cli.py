@@ -4,7 +4,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import random_frames, require_data, write_avi, write_frames
+from conftest import random_frames, require_data, write_frames
 from seqvad.cli import main
 
 

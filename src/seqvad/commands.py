@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from seqvad.errors import ConfigError
 
 
 def _common_config_options(p: argparse.ArgumentParser, dataset: bool = True) -> None:
@@ -47,7 +46,6 @@ def add_demo(sub) -> None:
 
 def cmd_demo(args) -> int:
     from seqvad.cli import _config_from_args
-    from seqvad.config import load_config
 
     args.config = "demo_quick" if args.quick else "demo"
     config = _config_from_args(args)

@@ -14,7 +14,6 @@ The modules it calls know nothing of each other; this is the only place that doe
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import subprocess
@@ -27,7 +26,8 @@ import numpy as np
 import yaml
 
 from seqvad import __version__
-from seqvad.errors import ConfigError, DataError
+from seqvad.atomic import write_json
+from seqvad.errors import DataError
 
 
 # -- datasets ---------------------------------------------------------------------------------
@@ -108,30 +108,6 @@ def machine() -> dict[str, Any]:
 
 def command_line() -> str:
     return " ".join(["seqvad" if i == 0 else a for i, a in enumerate(sys.argv)]) if sys.argv else "?"
-
-
-def write_json(path: Path, data: Any) -> None:
-    """Atomic JSON write (temporary file, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=_json_default) + "\n")
-    os.replace(tmp, path)
-
-
-def _json_default(value):
-    if isinstance(value, (np.floating, np.integer)):
-        return value.item()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"not JSON serialisable: {type(value)}")
-
-
-def write_config(run_dir: Path, config: dict) -> None:
-    run_dir.mkdir(parents=True, exist_ok=True)
-    tmp = run_dir / "config.yaml.tmp"
-    tmp.write_text(yaml.safe_dump(config, sort_keys=False))
-    os.replace(tmp, run_dir / "config.yaml")
 
 
 def read_run_config(run_dir: Path) -> dict:

@@ -33,7 +33,6 @@ import math
 import os
 import random
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -48,6 +47,7 @@ from torch import nn
 from seqvad import __version__
 from seqvad.config import diff, load_config
 from seqvad.errors import ConfigError, DataError, SeqvadError
+from seqvad.atomic import write_bytes as atomic_write_bytes
 from seqvad.tasks import shared_codes
 
 log = logging.getLogger(__name__)
@@ -106,21 +106,6 @@ class TaskRunner(nn.Module):
 
 # --------------------------------------------------------------------------------------------
 # Checkpoint files
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the new one, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save_checkpoint(state: dict[str, Any], path: Path) -> None:

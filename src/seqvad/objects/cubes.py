@@ -28,6 +28,8 @@ from typing import Any, Iterable, Mapping, Sequence
 import cv2
 import numpy as np
 
+from seqvad.atomic import write_json
+
 from seqvad.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -165,12 +167,7 @@ def save_npz_atomic(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
 
 
 def save_json_atomic(path: Path, data: Any) -> None:
-    tmp = _temp_path(path)
-    try:
-        tmp.write_text(json.dumps(data, indent=1, sort_keys=True, default=str))  # Paths as text
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_json(path, data, indent=1)
 
 
 def write_cubes_atomic(path: Path, parts: Iterable[np.ndarray | Path], total: int, shape: Sequence[int]) -> None:
