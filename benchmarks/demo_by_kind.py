@@ -15,13 +15,13 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from seqvad.data.synthetic import SceneConfig, SyntheticScene
+from seqvad.data.synthetic import SyntheticScene, scene_from_config
 from seqvad.pipeline import git_commit, machine, read_run_config, write_json
 
 
 def auc_by_kind(run_dir: Path) -> dict:
     config = read_run_config(run_dir)
-    scene = SyntheticScene(SceneConfig.named(config["data"].get("scene", "demo")))
+    scene = SyntheticScene(scene_from_config(config["data"]))
     with open(run_dir / "scores.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
     phases = [c[: -len("_smoothed")] for c in rows[0] if c.endswith("_smoothed")]

@@ -178,3 +178,30 @@ def test_yolox_finds_people_in_ped2_frame():
     batched = YoloxDetector(input_size=(416, 416), classes=["person"], batch=2, threads=1).detect(frames)
     for a, b in zip(single, batched):
         np.testing.assert_allclose(a, b, atol=1e-2)
+
+
+def test_yolox_keyframe_stride_reuses_the_last_keyframes_boxes():
+    """stride k: the network sees frames 0, k, 2k, ... of a video; the others get the latest
+    keyframe's boxes, whatever the grouping of frames into detect() calls."""
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 255, (96, 128, 3), dtype=np.uint8) for _ in range(7)]
+    settings = dict(input_size=(128, 96), classes=COCO_CLASSES, score_threshold=0.01, threads=1)
+    every = YoloxDetector(**settings).detect(frames)
+    assert sum(len(b) for b in every) > 0, "the test needs frames with boxes"
+    assert not all(np.array_equal(every[0], b) for b in every[1:]), "frames must differ"
+    strided = YoloxDetector(**settings, stride=3)
+    expected = [every[i - i % 3] for i in range(len(frames))]
+    for groups in ([7], [1] * 7, [2, 4, 1]):
+        strided.reset()
+        got, start = [], 0
+        for size in groups:
+            got += strided.detect(frames[start:start + size])
+            start += size
+        assert len(got) == len(frames)
+        for a, b in zip(got, expected):
+            np.testing.assert_array_equal(a, b)
+    strided.reset()  # a new video starts with a keyframe
+    np.testing.assert_array_equal(strided.detect(frames[1:2])[0], every[1])
+    assert build_detector({"name": "yolox", "yolox": {"input_size": [128, 96], "stride": 2}}).stride == 2
+    with pytest.raises(ConfigError, match="stride"):
+        YoloxDetector(**settings, stride=0)

@@ -36,6 +36,7 @@ class Detector:
         self.device = device or self.config["train"].get("device", "cpu")
         self.model = None
         self.stats: dict | None = None  # median / IQR of training object errors
+        self.context = None  # seqvad.context.ContextModel when scoring.context is enabled
         self.threshold: float | None = None  # a high quantile of training frame scores
         self.phase_info: dict = {}
 
@@ -69,8 +70,11 @@ class Detector:
         from seqvad import pipeline
 
         self.stats = pipeline.error_stats(self.model, train_store, self.config, self.device)
+        self.context = pipeline.fit_context(train_store, self.config)
+        context_scores = None if self.context is None else \
+            self.context.score(pipeline.context_features(train_store))
         raw, smoothed, _ = pipeline.score_store(self.model, train_store, self.config, self.device,
-                                                self._scoring_stats())
+                                                self._scoring_stats(), context_scores)
         q = quantile if quantile is not None else float(self.config["scoring"].get("threshold_quantile", 0.99))
         joined = np.concatenate(smoothed) if smoothed else np.zeros(1)
         self.threshold = float(np.quantile(joined, q))
@@ -92,18 +96,27 @@ class Detector:
 
         self._require_model()
         cubes, index = self.object_cubes(video)
-        errors = scoring.object_errors(self.model, cubes, kind=self.config["scoring"].get("error", "mse"),
-                                       device=self.device)
-        errors = pipeline.normalise(errors, self._scoring_stats())
-        raw = scoring.frame_scores(errors, np.zeros(len(errors), np.int64), np.asarray(index["frame"]),
+        scores = self.object_scores(cubes, index)
+        raw = scoring.frame_scores(scores, np.zeros(len(scores), np.int64), np.asarray(index["frame"]),
                                    [len(video)])
         if not smoothed:
             return raw[0]
         return scoring.smooth(raw, int(self.config["scoring"].get("median_window", 17)))[0]
 
+    def object_scores(self, cubes: np.ndarray, index) -> np.ndarray:
+        """Anomaly score of each object (``index`` holds its box: x1, y1, x2, y2)."""
+        from seqvad import pipeline
+
+        self._require_model()
+        return pipeline.object_scores(self.model, cubes, index, self.config, self.device,
+                                      self._scoring_stats(), self.context)
+
     def _scoring_stats(self) -> dict | None:
-        """Normalise object errors only when the config asks (as ``seqvad evaluate`` does)."""
-        return self.stats if self.config["scoring"].get("normalize") else None
+        """Normalise object errors only when the config asks or adds context scores (as
+        ``seqvad evaluate`` does)."""
+        from seqvad import pipeline
+
+        return self.stats if pipeline.needs_stats(self.config) else None
 
     def _require_model(self) -> None:
         if self.model is None:
@@ -120,6 +133,7 @@ class Detector:
         payload = {"format": MODEL_FORMAT, "format_version": MODEL_FORMAT_VERSION, "seqvad_version": __version__,
                    "config": self.config, "state_dict": self.model.state_dict(), "stats": self.stats,
                    "threshold": self.threshold, "phase_info": self.phase_info,
+                   "context": None if self.context is None else self.context.state_dict(),
                    "channels": int(self.config["cubes"].get("channels", 1))}
         tmp = path.with_name(path.name + ".tmp")
         torch.save(payload, tmp)
@@ -152,6 +166,10 @@ class Detector:
         detector.model = model.to(detector.device).eval()
         detector.stats, detector.threshold = payload.get("stats"), payload.get("threshold")
         detector.phase_info = payload.get("phase_info") or {}
+        if payload.get("context") is not None:
+            from seqvad.context import ContextModel
+
+            detector.context = ContextModel.from_state(payload["context"])
         return detector
 
     @classmethod

@@ -30,10 +30,13 @@ DEFAULTS: dict[str, Any] = {
         "merge_iou": 0.3,  # a motion box overlapping a detector box by more is dropped
         "yolox": {
             "model": None,  # None: the bundled seqvad/assets/yolox_nano.onnx
-            # [width, height], multiples of 32. Chosen on Ped2 *training* video: recall of the
-            # reference boxes at IoU 0.3 is 0.844 / 0.878 / 0.927 / 0.978 at 416x288 / 480x320 /
-            # 576x384 / 832x576 for 22 / 25 / 37 / 80 CPU-ms per frame (results/detect_ped2.json)
-            "input_size": [480, 320],
+            # [width, height], multiples of 32, and the keyframe stride (the network runs on every
+            # stride-th frame; frames between reuse its boxes). Chosen on Ped2 *training* video
+            # (results/detect_ped2.json "input_size_selection"): recall of the reference boxes at
+            # IoU 0.3 (yolox+motion) 0.891 / 0.930 / 0.942 at 480x320 / 576x384 / 640x416 for
+            # 25 / 37 / 44 CPU-ms per network frame; stride 2 costs 0.001 recall and halves that
+            "input_size": [576, 384],
+            "stride": 2,
             "score_threshold": 0.25,
             "nms_iou": 0.45,
             "classes": ["person", "bicycle", "car", "motorcycle", "bus", "truck", "skateboard"],
@@ -64,7 +67,10 @@ DEFAULTS: dict[str, Any] = {
               "checkpoint_every_steps": 0,  # 0 = off; tests use 1 to kill and resume at any step
               "threads": None,  # torch threads; None = torch's default (the number of cores)
               "num_workers": 0},
-    "scoring": {"error": "mse", "normalize": False, "median_window": 17},
+    "scoring": {"error": "mse", "normalize": False, "median_window": 17,
+                # optional motion context (seqvad.context): place + velocity of each object
+                # against the training objects', added to its normalised prediction error
+                "context": {"enabled": False, "weight": 1.0, "k": 5}},
 }
 
 

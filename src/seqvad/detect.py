@@ -232,16 +232,14 @@ class StreamScorer:
     """
 
     def __init__(self, model, box_detector=None, warmup_video=None, video_name: str | None = None):
-        from seqvad import pipeline, scoring  # imported here (scipy, sklearn: ~1 s), not mid-stream
+        from seqvad import pipeline, scoring  # noqa: F401  imported here (scipy, sklearn: ~1 s), not mid-stream
         from seqvad.objects.detectors import build_detector
 
         model._require_model()
-        self._pipeline, self._scoring = pipeline, scoring
         cube_cfg, scoring_cfg = model.config["cubes"], model.config["scoring"]
         self.model = model
         self.window = int(cube_cfg.get("window", 4))
         self.size, self.channels = int(cube_cfg.get("size", 32)), int(cube_cfg.get("channels", 1))
-        self.error_kind = scoring_cfg.get("error", "mse")
         median_window = int(scoring_cfg.get("median_window", 17))
         if median_window > 1 and median_window % 2 == 0:
             raise ConfigError(f"scoring.median_window={median_window}: the median window must be odd")
@@ -348,9 +346,9 @@ class StreamScorer:
         if sum(counts):
             started = time.perf_counter()
             cubes = np.concatenate([c for _, c in ready if len(c)])
-            errors = self._scoring.object_errors(self.model.model, cubes, kind=self.error_kind,
-                                                 device=self.model.device)
-            errors = self._pipeline.normalise(errors, self.model._scoring_stats())
+            boxes = np.concatenate([item.boxes for item, c in ready if len(c)])
+            index = {key: boxes[:, column] for column, key in enumerate(("x1", "y1", "x2", "y2"))}
+            errors = self.model.object_scores(cubes, index)
             self.times.model += time.perf_counter() - started
         else:
             errors = np.zeros(0)

@@ -37,12 +37,11 @@ def load_videos(config: dict) -> tuple[list, list, str]:
     data = config["data"]
     name = data.get("dataset")
     if name in (None, "synthetic"):
-        from seqvad.data.synthetic import SceneConfig, make_scene
+        from seqvad.data.synthetic import make_scene, scene_from_config
 
-        scene = data.get("scene", "demo")
-        scene_cfg = SceneConfig.named(scene) if isinstance(scene, str) else SceneConfig(**scene)
-        train, test = make_scene(scene_cfg)
-        return train, test, f"synthetic scene '{scene}'"
+        train, test = make_scene(scene_from_config(data))
+        seed = f", seed {data['scene_seed']}" if data.get("scene_seed") is not None else ""
+        return train, test, f"synthetic scene '{data.get('scene', 'demo')}'{seed}"
     from seqvad.data.datasets import load_dataset
 
     dataset = load_dataset(name, data.get("root"), avenue_labels=data.get("avenue_labels", "masks"),
@@ -137,16 +136,64 @@ def phase_checkpoints(run_dir: Path) -> list[Path]:
     return found
 
 
-def score_store(model, store, config: dict, device: str = "cpu",
-                stats: dict | None = None) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray]:
-    """Raw and smoothed frame scores per video, and the object errors."""
+def score_store(model, store, config: dict, device: str = "cpu", stats: dict | None = None,
+                context_scores: np.ndarray | None = None) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray]:
+    """Raw and smoothed frame scores per video, and the object scores.
+
+    ``context_scores`` (one per object of ``store``, see :func:`fit_context`) are added with
+    the weight ``scoring.context.weight``; they do not depend on the model, so callers
+    scoring several checkpoints compute them once."""
     from seqvad import scoring
 
-    sc = config["scoring"]
-    errors = scoring.object_errors(model, store.cubes, kind=sc.get("error", "mse"), device=device)
-    errors = normalise(errors, stats)
-    raw = scoring.frame_scores(errors, store.index["video"], store.index["frame"], store.frame_counts)
-    return raw, scoring.smooth(raw, int(sc.get("median_window", 17))), errors
+    errors = scoring.object_errors(model, store.cubes, kind=config["scoring"].get("error", "mse"), device=device)
+    scores = combine_scores(errors, stats, context_scores, config)
+    return (*_frame_scores(scores, store, config), scores)
+
+
+def object_scores(model, cubes: np.ndarray, index, config: dict, device: str = "cpu",
+                  stats: dict | None = None, context=None) -> np.ndarray:
+    """Anomaly score of each object: its prediction error, normalised by ``stats`` when given,
+    plus ``scoring.context.weight`` times its motion-context score when ``context`` is given."""
+    from seqvad import scoring
+
+    errors = scoring.object_errors(model, cubes, kind=config["scoring"].get("error", "mse"), device=device)
+    context_scores = None
+    if context is not None:
+        from seqvad.context import object_features
+
+        context_scores = context.score(object_features(cubes, index))
+    return combine_scores(errors, stats, context_scores, config)
+
+
+def combine_scores(errors: np.ndarray, stats: dict | None, context_scores: np.ndarray | None,
+                   config: dict) -> np.ndarray:
+    """Normalised prediction errors, plus the weighted context scores when there are any."""
+    scores = normalise(errors, stats)
+    if context_scores is not None:
+        scores = scores + context_config(config)["weight"] * context_scores
+    return scores
+
+
+def context_config(config: dict) -> dict:
+    """``scoring.context`` with its defaults; ``enabled`` false when the section is absent."""
+    cfg = config["scoring"].get("context") or {}
+    return {"enabled": bool(cfg.get("enabled", False)), "weight": float(cfg.get("weight", 1.0)),
+            "k": int(cfg.get("k", 5))}
+
+
+def fit_context(store, config: dict):
+    """The motion-context model of the training objects, or None when the config leaves it off."""
+    cfg = context_config(config)
+    if not cfg["enabled"]:
+        return None
+    from seqvad.context import ContextModel
+
+    return ContextModel(k=cfg["k"]).fit(context_features(store))
+
+
+def needs_stats(config: dict) -> bool:
+    """Errors are normalised when asked, and always when they are added to context scores."""
+    return bool(config["scoring"].get("normalize")) or context_config(config)["enabled"]
 
 
 def error_stats(model, store, config: dict, device: str = "cpu", max_cubes: int = 20000) -> dict:
@@ -180,17 +227,27 @@ def evaluate(run_dir: Path, device: str = "cpu", progress: bool = True, report: 
     config = read_run_config(run_dir)
     store = load_store(run_dir, "test")
     labels = test_labels(run_dir, store)
+    train_store = load_store(run_dir, "train")
     phases: dict[str, dict] = {}
     columns: dict[str, np.ndarray] = {}
+    context = fit_context(train_store, config)
+    context_scores = None if context is None else context.score(context_features(store))
+    extra: dict[str, Any] = {}
+    if context_scores is not None:  # the context score alone does not depend on the phase
+        raw, smoothed = _frame_scores(context_scores, store, config)
+        extra["context_only"] = {**scoring.evaluate_scores(labels, smoothed).as_dict(),
+                                 "micro_auc_unsmoothed": scoring.micro_auc(labels, raw)}
     for path in phase_checkpoints(run_dir):
         started = time.perf_counter()
         model, _, info = load_model(path, map_location=device)
         model.to(device)
-        stats = error_stats(model, load_store(run_dir, "train"), config, device) \
-            if config["scoring"].get("normalize") else None
-        raw, smoothed, _ = score_store(model, store, config, device, stats)
+        stats = error_stats(model, train_store, config, device) if needs_stats(config) else None
+        raw, smoothed, _ = score_store(model, store, config, device, stats, context_scores)
         metrics = scoring.evaluate_scores(labels, smoothed).as_dict()
         metrics["micro_auc_unsmoothed"] = scoring.micro_auc(labels, raw)
+        if context_scores is not None:  # what the paper's score alone gives, for comparison
+            _, alone, _ = score_store(model, store, config, device, stats)
+            metrics["prediction_only"] = scoring.evaluate_scores(labels, alone).as_dict()
         metrics["score_seconds"] = round(time.perf_counter() - started, 2)
         metrics["checkpoint"] = path.name
         metrics["tasks"] = info.get("tasks") if isinstance(info, dict) else None
@@ -201,7 +258,7 @@ def evaluate(run_dir: Path, device: str = "cpu", progress: bool = True, report: 
     result = {"command": command_line(), "run_dir": str(run_dir), "git_commit": git_commit(),
               "machine": machine(), "config": config, "frames": int(sum(store.frame_counts)),
               "abnormal_frames": int(sum(int(l.sum()) for l in labels)), "objects": int(len(store.cubes)),
-              "label_source": store.manifest.get("label_source", "see config"), "phases": phases}
+              "label_source": store.manifest.get("label_source", "see config"), "phases": phases, **extra}
     write_json(run_dir / "metrics.json", result)
     if report:
         from seqvad.report import score_curves
@@ -210,6 +267,20 @@ def evaluate(run_dir: Path, device: str = "cpu", progress: bool = True, report: 
                      {k: np.split(v, np.cumsum(store.frame_counts)[:-1]) for k, v in columns.items()
                       if k.endswith("_smoothed")})
     return result
+
+
+def context_features(store) -> np.ndarray:
+    """Place and velocity of every object of a cube store (``seqvad.context``)."""
+    from seqvad.context import object_features
+
+    return object_features(store.cubes, store.index)
+
+
+def _frame_scores(object_values: np.ndarray, store, config: dict) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    from seqvad import scoring
+
+    raw = scoring.frame_scores(object_values, store.index["video"], store.index["frame"], store.frame_counts)
+    return raw, scoring.smooth(raw, int(config["scoring"].get("median_window", 17)))
 
 
 def test_labels(run_dir: Path, store) -> list[np.ndarray]:

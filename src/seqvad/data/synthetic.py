@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -32,6 +32,7 @@ import cv2
 import numpy as np
 
 from seqvad.data.videos import FrameReader, Video
+from seqvad.config import config_hash
 from seqvad.errors import ConfigError
 
 ANOMALY_KINDS = ("bike", "cart", "runner", "against_flow", "off_path")
@@ -604,6 +605,9 @@ class SyntheticReader(FrameReader):
     def __init__(self, name: str, config: SceneConfig, background: np.ndarray, actors: list[Actor],
                  gain: np.ndarray, noise: NoiseBank, noise_picks: np.ndarray):
         self.path = f"synthetic:{name}"
+        # the scene's settings, seed included: a cube cache made from another draw of the scene
+        # is stale even though its video names and lengths are the same
+        self.fingerprint = config_hash(asdict(config))
         self.config = config
         self.background = background
         self.actors = sorted(actors, key=lambda a: a.t0)
@@ -771,6 +775,23 @@ def _as_config(config: SceneConfig | str | None) -> SceneConfig:
     if isinstance(config, SceneConfig):
         return config
     raise ConfigError(f"a synthetic scene is a SceneConfig or a preset name, not {type(config).__name__}")
+
+
+def scene_from_config(data_cfg: dict) -> SceneConfig:
+    """The scene a config's ``data`` section names: ``scene`` (a preset name or a dict of
+    SceneConfig fields) and an optional ``scene_seed`` (another draw of the same scene, e.g. a
+    validation scene to tune on without touching the one that is reported)."""
+    scene = data_cfg.get("scene") or "demo"
+    if isinstance(scene, dict):
+        unknown = sorted(set(scene) - set(SceneConfig.__dataclass_fields__))
+        if unknown:
+            raise ConfigError(f"data.scene: unknown field(s) {unknown}")
+        config = SceneConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in scene.items()})
+    else:
+        config = _as_config(scene)
+    if data_cfg.get("scene_seed") is not None:
+        config = replace(config, seed=int(data_cfg["scene_seed"]))
+    return config
 
 
 def make_scene(config: SceneConfig | str = "demo") -> tuple[list[Video], list[Video]]:

@@ -32,6 +32,8 @@ class FrameReader:
     """Random access to the frames of one source. Subclasses implement ``_read``."""
 
     path: str
+    # a cheap content identity where one is known (generated videos); caches compare it
+    fingerprint: str | None = None
 
     def __len__(self) -> int:  # pragma: no cover - interface
         raise NotImplementedError

@@ -287,8 +287,12 @@ class CubeStore:
                              cache_dir, **kwargs)
 
     @staticmethod
-    def stale_reason(path: str | os.PathLike, cache_key: str, videos: Sequence[tuple[str, int]]) -> str | None:
-        """``None`` when ``path`` holds a sound store for this key and these videos, else why not."""
+    def stale_reason(path: str | os.PathLike, cache_key: str, videos: Sequence[tuple[str, int]],
+                     fingerprints: Sequence[str | None] | None = None) -> str | None:
+        """``None`` when ``path`` holds a sound store for this key and these videos, else why not.
+
+        ``fingerprints`` (``FrameReader.fingerprint`` of each video, None where unknown) must
+        match the cached ones too."""
         path = Path(path)
         if not (path / MANIFEST_FILE).exists():
             return "no cache yet"
@@ -302,6 +306,11 @@ class CubeStore:
         wanted = [(name, int(count)) for name, count in videos]
         if cached != wanted:
             return f"videos changed ({len(cached)} cached, {len(wanted)} asked, or names/frame counts differ)"
+        if fingerprints is not None:
+            cached_prints = [v.get("fingerprint") for v in store.manifest.get("videos", [])]
+            changed = [name for name, a, b in zip(store.videos, cached_prints, fingerprints) if a != b]
+            if changed:
+                return f"videos changed (other content for {', '.join(changed[:3])})"
         return None
 
     @staticmethod

@@ -119,16 +119,16 @@ class Detector:
 # YOLOX-Nano (onnxruntime)
 # --------------------------------------------------------------------------------------
 
-# Default YOLOX input [width, height], chosen on the Ped2 TRAINING split only (every 3rd frame,
-# score 0.25; `benchmarks/detect.py --size-sweep`, results/detect_ped2.json
-# "input_size_selection"): recall of ped2_bboxes_train.npy at IoU 0.3, YOLOX alone / with
-# motion boxes, and CPU ms per frame on one (busy) core:
-#   416x288 0.844/0.865 22.5 | 480x320 0.878/0.891 24.6 | 544x384 0.921/0.927 35.8
-#   576x384 0.927/0.932 37.0 | 640x416 0.936/0.941 44.2 | 832x576 0.978/0.980 79.8
-# 480x320 is the largest that keeps the yolox+motion pipeline near 60 frames/s on 2 cores
-# (by CPU time) with recall well above 0.85; it is exactly 4/3 of a 360x240 frame (no
-# padding).  576x384 is the accuracy option (+0.04 recall for ~1.5x the time).
-DEFAULT_INPUT_SIZE = (480, 320)
+# Default YOLOX input [width, height] and keyframe stride, chosen on the Ped2 TRAINING split only
+# (`benchmarks/detect.py --size-sweep`, results/detect_ped2.json "input_size_selection"): recall
+# of ped2_bboxes_train.npy at IoU 0.3, yolox+motion, and CPU ms per network frame on one core:
+#   416x288 0.865 22.5 | 480x320 0.891 24.6 | 544x384 0.928 35.8 | 576x384 0.930 37.0
+#   640x416 0.942 44.2 | 832x576 0.980 79.8
+# With stride 2 (recall -0.001) the network's cost per video frame halves: 576x384 is the
+# largest input whose whole yolox+motion pipeline keeps >= 60 frames/s on 2 cores with a
+# margin (640x416 would leave < 10%); it is exactly 1.6x a 360x240 frame (no padding).
+DEFAULT_INPUT_SIZE = (576, 384)
+DEFAULT_STRIDE = 2
 
 
 def bundled_model_path() -> Path:
@@ -196,6 +196,14 @@ class YoloxDetector(Detector):
     ``input_size`` is ``[width, height]``, each a multiple of 32; a frame is scaled by
     ``min(height/h, width/w)`` into it, so an input with the frame's aspect ratio wastes
     nothing on padding.  ``batch`` frames go through one ``run`` call.
+
+    ``stride`` k > 1 runs the network on every k-th frame of a video only (frames 0, k, 2k, ...
+    counted since ``reset``) and gives the frames in between the boxes of the last such
+    keyframe.  Boxes are then at most k-1 frames old; people move a few pixels per frame,
+    and the motion detector of ``yolox+motion`` still looks at every frame.  On the Ped2
+    training split, recall of the reference boxes at IoU 0.3 moved by -0.001 at k=2 (copying
+    beat extrapolating each box with its velocity from the last two keyframes: -0.003).
+    The result does not depend on how frames are grouped into ``detect`` calls.
     """
 
     name = "yolox"
@@ -204,7 +212,7 @@ class YoloxDetector(Detector):
     def __init__(self, model_path: str | os.PathLike | None = None, input_size: Sequence[int] = DEFAULT_INPUT_SIZE,
                  score_threshold: float = 0.25, nms_iou: float = 0.45,
                  classes: Sequence[str] | None = ("person",), min_area: float = 0.0,
-                 batch: int = 1, threads: int | None = None):
+                 batch: int = 1, threads: int | None = None, stride: int = 1):
         import onnxruntime as ort
 
         self.model_path = Path(model_path) if model_path else bundled_model_path()
@@ -218,7 +226,11 @@ class YoloxDetector(Detector):
         self.class_ids = np.array([COCO_CLASSES.index(c) for c in classes] if classes else
                                   range(len(COCO_CLASSES)), np.int64)
         self.score_threshold, self.nms_iou, self.min_area = float(score_threshold), float(nms_iou), float(min_area)
-        self.chunk = self.batch = max(1, int(batch))
+        self.batch, self.stride = max(1, int(batch)), int(stride)
+        if self.stride < 1:
+            raise ConfigError(f"detector.yolox.stride: {stride!r} must be a positive integer")
+        self.chunk = self.batch * self.stride  # one full network batch of keyframes per call
+        self.reset()
         if not self.model_path.is_file():
             raise DataError(f"{self.model_path}: YOLOX model file does not exist")
         model = _model_bytes(str(self.model_path), self.model_path.stat().st_mtime_ns,
@@ -235,7 +247,7 @@ class YoloxDetector(Detector):
         except Exception as exc:
             raise DataError(f"{self.model_path}: onnxruntime cannot load this model ({exc})") from None
         self.input_name = self.session.get_inputs()[0].name
-        self.grid, self.stride = self._grid()
+        self.grid, self.anchor_stride = self._grid()
 
     def _grid(self) -> tuple[np.ndarray, np.ndarray]:
         grids, strides = [], []
@@ -245,7 +257,22 @@ class YoloxDetector(Detector):
             strides.append(np.full((grids[-1].shape[0], 1), s))
         return np.concatenate(grids).astype(np.float32), np.concatenate(strides).astype(np.float32)
 
+    def reset(self) -> None:
+        self._seen = 0  # frames of the current video so far: decides which are keyframes
+        self._last = empty_boxes()  # boxes of the latest keyframe
+
     def detect(self, frames: Sequence[np.ndarray]) -> list[np.ndarray]:
+        keys = [i for i in range(len(frames)) if (self._seen + i) % self.stride == 0]
+        found = dict(zip(keys, self._run([frames[i] for i in keys])))
+        out: list[np.ndarray] = []
+        for i in range(len(frames)):
+            self._last = found.get(i, self._last)
+            out.append(self._last.copy())
+        self._seen += len(frames)
+        return out
+
+    def _run(self, frames: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """The network's boxes of every frame given."""
         out: list[np.ndarray] = []
         for start in range(0, len(frames), self.batch):
             chunk = frames[start:start + self.batch]
@@ -267,8 +294,8 @@ class YoloxDetector(Detector):
         if not keep.any():
             return empty_boxes()
         p, score, cls = pred[keep], score[keep], self.class_ids[best[keep]]
-        centre = (p[:, :2] + self.grid[keep]) * self.stride[keep]
-        size = np.exp(p[:, 2:4]) * self.stride[keep]
+        centre = (p[:, :2] + self.grid[keep]) * self.anchor_stride[keep]
+        size = np.exp(p[:, 2:4]) * self.anchor_stride[keep]
         xywh = np.hstack([centre - size / 2, size]) / ratio
         # class-agnostic NMS: one box per object, even when two classes fire on it (cart as car + truck)
         picked = np.asarray(cv2.dnn.NMSBoxes(xywh.tolist(), score.tolist(), self.score_threshold,
@@ -571,7 +598,8 @@ def build_yolox(cfg: Mapping[str, Any], threads: int | None = None) -> YoloxDete
     return YoloxDetector(model_path=cfg.get("model"), input_size=cfg.get("input_size", DEFAULT_INPUT_SIZE),
                          score_threshold=cfg.get("score_threshold", 0.25), nms_iou=cfg.get("nms_iou", 0.45),
                          classes=cfg.get("classes"), min_area=cfg.get("min_area", 0),
-                         batch=cfg.get("batch", 1), threads=threads if threads else cfg.get("threads"))
+                         batch=cfg.get("batch", 1), threads=threads if threads else cfg.get("threads"),
+                         stride=cfg.get("stride", DEFAULT_STRIDE))
 
 
 def build_motion(cfg: Mapping[str, Any]) -> MotionDetector:

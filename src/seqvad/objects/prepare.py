@@ -190,7 +190,8 @@ def prepare_split(videos: Sequence[Video], config: Mapping[str, Any], cache_dir:
                                     allow_pickle=bool(detector_cfg.get("allow_pickle", False)))
     key = cache_key(detector_cfg, cubes_cfg, boxes_file)
 
-    reason = CubeStore.stale_reason(cache_dir, key, list(zip(names, frame_counts)))
+    reason = CubeStore.stale_reason(cache_dir, key, list(zip(names, frame_counts)),
+                                    [v.reader.fingerprint for v in videos])
     if rebuild and reason is None:
         reason = "rebuild asked"
     if reason is None:
@@ -223,7 +224,8 @@ def prepare_split(videos: Sequence[Video], config: Mapping[str, Any], cache_dir:
             "config": {"detector": detector_cfg, "cubes": cubes_cfg},
             "boxes_file": str(boxes_file) if boxes_file else None,
             "split": split,
-            "videos": [{"name": v.name, "frames": n, "objects": r["objects"], "path": str(v.path)}
+            "videos": [{"name": v.name, "frames": n, "objects": r["objects"], "path": str(v.path),
+                        "fingerprint": v.reader.fingerprint}
                        for v, n, r in zip(videos, frame_counts, results)],
             "seqvad_version": seqvad.__version__,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
