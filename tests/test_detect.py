@@ -347,3 +347,25 @@ def test_detect_help_lists_the_input_kinds(capsys):
         main(["detect", "--help"])
     out = capsys.readouterr().out
     assert exit_info.value.code == 0 and "usage: seqvad detect" in out and "camera index" in out
+
+
+def test_motion_context_survives_save_load_and_streams_like_batch(trained, tmp_path):
+    """scoring.context on: the fitted context model travels in model.pt; streaming == batch."""
+    from seqvad.context import ContextModel
+
+    config = {**trained["model"].config,
+              "scoring": {**trained["model"].config["scoring"], "context": {"enabled": True, "k": 3}}}
+    model = Detector(config)
+    model.model, model.stats, model.threshold = trained["model"].model, trained["model"].stats, 1.0
+    rng = np.random.default_rng(0)  # training objects: walkers on row ~40 going right at ~1 px/frame
+    model.context = ContextModel(k=3).fit(np.column_stack([rng.uniform(0, 96, 50), rng.normal(40, 2, 50),
+                                                           rng.normal(1, 0.2, 50), rng.normal(0, 0.2, 50)]))
+    video = Video.from_array(trained["frames"], name="clip")
+    with_context = model.score(video, smoothed=False)
+    reloaded = Detector.load(model.save(tmp_path / "ctx.pt"))
+    assert reloaded.context is not None
+    np.testing.assert_allclose(reloaded.score(video, smoothed=False), with_context, rtol=1e-5, atol=1e-9)
+    streamed = list(stream_scores(reloaded, iter(trained["frames"]), warmup_video=video))
+    np.testing.assert_allclose([s.raw for s in streamed], with_context, rtol=1e-5, atol=1e-9)
+    reloaded.context = None
+    assert not np.allclose(reloaded.score(video, smoothed=False), with_context), "context must change scores"

@@ -57,10 +57,20 @@ def cmd_demo(args) -> int:
 
 
 def print_phase_table(result: dict) -> None:
-    print(f"\n{'phase':<28}{'micro AUC':>10}{'macro AUC':>11}{'EER':>8}")
+    """AUC per phase; with motion context on, also the paper's score alone and the context alone."""
+    def row(label: str, m: dict) -> None:
+        print(f"{label:<40}{m['micro_auc']:>10.4f}{m['macro_auc']:>11.4f}{m['eer']:>8.4f}")
+
+    context = "context_only" in result
+    print(f"\n{'phase' + (' (prediction error + motion context)' if context else ''):<40}"
+          f"{'micro AUC':>10}{'macro AUC':>11}{'EER':>8}")
     for name, m in result["phases"].items():
-        tasks = "+".join(m.get("tasks") or []) if m.get("tasks") else ""
-        print(f"{(name + ' ' + tasks):<28}{m['micro_auc']:>10.4f}{m['macro_auc']:>11.4f}{m['eer']:>8.4f}")
+        row(f"{name} {'+'.join(m.get('tasks') or [])}", m)
+    if context:
+        print("prediction error alone (the paper's score):")
+        for name, m in result["phases"].items():
+            row(f"  {name}", m["prediction_only"])
+        row("motion context alone", result["context_only"])
 
 
 def run_experiment(config: dict, run_dir: Path, progress: bool = True, fresh: bool = False,

@@ -70,7 +70,7 @@ DEFAULTS: dict[str, Any] = {
     "scoring": {"error": "mse", "normalize": False, "median_window": 17,
                 # optional motion context (seqvad.context): place + velocity of each object
                 # against the training objects', added to its normalised prediction error
-                "context": {"enabled": False, "weight": 1.0, "k": 5}},
+                "context": {"enabled": False, "weight": 1.0, "k": 10}},
 }
 
 

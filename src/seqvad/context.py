@@ -7,12 +7,13 @@ interpolation is symmetric in time).  This optional score adds that context:
 
 * features per object: box centre (x, y) in pixels, and velocity (vx, vy) in pixels per frame,
   measured inside the object's own cube by phase correlation (OpenCV) of each pair of
-  consecutive crops, averaged, and scaled from crop to frame pixels by the box size;
+  consecutive crops (the median of the plausible shifts), scaled from crop to frame pixels
+  by the box size;
 * a density model of the training objects' features: standardised, then the mean distance
   to the ``k`` nearest training objects (scikit-learn), in units of the training objects'
   own leave-one-out distances above their median (like ``scoring.normalize``).
 
-Enabled with ``scoring.context: {enabled: true, weight: 1.0, k: 5}``; the object score is then
+Enabled with ``scoring.context: {enabled: true, weight: 1.0, k: 10}``; the object score is then
 ``normalised prediction error + weight * context score``.
 """
 
@@ -46,11 +47,12 @@ def cube_velocities(cubes: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     window = _hanning(size)
     for i in range(n):
         crops = np.asarray(cubes[i], np.float32).mean(axis=1)  # (T, S, S): grey
-        shift = np.zeros(2)
-        for a, b in zip(crops[:-1], crops[1:]):
-            (dx, dy), _ = cv2.phaseCorrelate(a, b, window)
-            shift += (dx, dy)
-        out[i] = shift / max(len(crops) - 1, 1)
+        shifts = [shift for shift, _ in (cv2.phaseCorrelate(a, b, window) for a, b in zip(crops[:-1], crops[1:]))]
+        # a shift beyond half the crop cannot be told from its wrap-around: such values come
+        # from flat or degenerate crops (seen: hundreds of pixels). The median ignores a few.
+        plausible = [s for s in shifts if abs(s[0]) <= size / 2 and abs(s[1]) <= size / 2]
+        if plausible:
+            out[i] = np.median(plausible, axis=0)
     widths = np.asarray(boxes[:, 2] - boxes[:, 0], np.float32)
     heights = np.asarray(boxes[:, 3] - boxes[:, 1], np.float32)
     out[:, 0] *= widths / size
@@ -69,7 +71,7 @@ def object_features(cubes: np.ndarray, index: Mapping[str, np.ndarray]) -> np.nd
 class ContextModel:
     """k-nearest-neighbour density of the training objects' place and velocity."""
 
-    def __init__(self, k: int = 5):
+    def __init__(self, k: int = 10):
         if int(k) < 1:
             raise ConfigError(f"scoring.context.k={k}: needs at least 1 neighbour")
         self.k = int(k)
@@ -77,10 +79,6 @@ class ContextModel:
         self.median = 0.0
         self.iqr = 1.0
         self._index = None
-
-    @classmethod
-    def from_config(cls, cfg: Mapping | None) -> "ContextModel":
-        return cls(k=int((cfg or {}).get("k", 5)))
 
     def fit(self, features: np.ndarray) -> "ContextModel":
         features = np.asarray(features, np.float64)

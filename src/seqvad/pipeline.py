@@ -178,7 +178,7 @@ def context_config(config: dict) -> dict:
     """``scoring.context`` with its defaults; ``enabled`` false when the section is absent."""
     cfg = config["scoring"].get("context") or {}
     return {"enabled": bool(cfg.get("enabled", False)), "weight": float(cfg.get("weight", 1.0)),
-            "k": int(cfg.get("k", 5))}
+            "k": int(cfg.get("k", 10))}
 
 
 def fit_context(store, config: dict):
