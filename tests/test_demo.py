@@ -22,6 +22,10 @@ def test_demo_quick_end_to_end(tmp_path, capsys):
     for phase in metrics["phases"].values():
         for key in ("micro_auc", "macro_auc", "eer"):
             assert isinstance(phase[key], float) and not math.isnan(phase[key]) and 0.0 <= phase[key] <= 1.0
+    # the demo adds the motion-context score and reports the paper's score and the context alone too
+    assert "prediction error alone" in printed and "motion context alone" in printed
+    for m in [p["prediction_only"] for p in metrics["phases"].values()] + [metrics["context_only"]]:
+        assert 0.0 <= m["micro_auc"] <= 1.0
     assert metrics["command"] and metrics["git_commit"] and metrics["machine"]["cpu_count"]
     # scores.csv: one row per test frame, labels and one raw/smoothed column pair per phase
     rows = (out / "scores.csv").read_text().splitlines()

@@ -242,11 +242,12 @@ def evaluate(run_dir: Path, device: str = "cpu", progress: bool = True, report: 
         model, _, info = load_model(path, map_location=device)
         model.to(device)
         stats = error_stats(model, train_store, config, device) if needs_stats(config) else None
-        raw, smoothed, _ = score_store(model, store, config, device, stats, context_scores)
+        errors = scoring.object_errors(model, store.cubes, kind=config["scoring"].get("error", "mse"), device=device)
+        raw, smoothed = _frame_scores(combine_scores(errors, stats, context_scores, config), store, config)
         metrics = scoring.evaluate_scores(labels, smoothed).as_dict()
         metrics["micro_auc_unsmoothed"] = scoring.micro_auc(labels, raw)
         if context_scores is not None:  # what the paper's score alone gives, for comparison
-            _, alone, _ = score_store(model, store, config, device, stats)
+            _, alone = _frame_scores(normalise(errors, stats), store, config)
             metrics["prediction_only"] = scoring.evaluate_scores(labels, alone).as_dict()
         metrics["score_seconds"] = round(time.perf_counter() - started, 2)
         metrics["checkpoint"] = path.name
