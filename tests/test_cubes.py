@@ -139,6 +139,25 @@ def test_changed_config_rebuilds(tmp_path, two_videos, caplog):
     assert "settings changed" in caplog.text and len(store) == 2
 
 
+def test_another_draw_of_the_synthetic_scene_rebuilds(tmp_path, caplog):
+    """Same video names and lengths, other frames (data.scene_seed): the cache must not be reused."""
+    from seqvad.data.synthetic import make_scene, scene_from_config
+
+    config = {"detector": {"name": "motion", "motion": {"warmup": 0}}, "cubes": DEFAULTS["cubes"]}
+    first = make_scene(scene_from_config({"scene": "tiny"}))[0]
+    again = make_scene(scene_from_config({"scene": "tiny", "scene_seed": 0}))[0]
+    other = make_scene(scene_from_config({"scene": "tiny", "scene_seed": 5}))[0]
+    assert [v.name for v in first] == [v.name for v in other]
+    cache = tmp_path / "cache"
+    prepare_split(first, config, cache, workers=1, progress=False)
+    with caplog.at_level(logging.WARNING):
+        prepare_split(again, config, cache, workers=1, progress=False)  # the same scene: reused
+    assert "rebuilding" not in caplog.text
+    with caplog.at_level(logging.WARNING):
+        prepare_split(other, config, cache, workers=1, progress=False)
+    assert "other content" in caplog.text
+
+
 def test_truncated_cube_file_is_rebuilt(tmp_path, two_videos, caplog):
     boxes = csv_boxes(tmp_path, ["a,2,1,2,30,40", "a,3,1,2,30,40"])
     cache = tmp_path / "cache"

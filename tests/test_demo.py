@@ -34,3 +34,12 @@ def test_demo_quick_end_to_end(tmp_path, capsys):
     assert len(rows) - 1 == metrics["frames"]
     labels = np.array([int(r.split(",")[2]) for r in rows[1:]])
     assert labels.sum() == metrics["abnormal_frames"] > 0
+
+    # re-scoring a finished run: scoring settings may change (and are recorded), nothing else
+    assert main(["evaluate", str(out), "--no-report", "--set", "scoring.context.enabled=false"]) == 0
+    again = json.loads((out / "metrics.json").read_text())
+    assert "context_only" not in again and again["config"]["scoring"]["context"]["enabled"] is False
+    assert again["phases"]["phase3"]["micro_auc"] == metrics["phases"]["phase3"]["prediction_only"]["micro_auc"]
+    capsys.readouterr()
+    assert main(["evaluate", str(out), "--set", "train.batch_size=3"]) != 0
+    assert "only scoring.* settings" in capsys.readouterr().err

@@ -19,16 +19,27 @@ def _parse_value(text: str):
     return yaml.safe_load(text)
 
 
-def _config_from_args(args) -> dict:
-    """The run's config: built-in or file config, then ``--set key=value`` and CLI options."""
-    from seqvad.config import load_config, set_dotted
+def apply_overrides(config: dict, items: list[str], only: str | None = None) -> None:
+    """``--set key=value`` items into ``config`` (values parsed as YAML); ``only`` limits the
+    keys to one section (e.g. ``scoring`` when evaluating a trained run)."""
+    from seqvad.config import set_dotted
 
-    config = load_config(getattr(args, "config", None) or getattr(args, "dataset", None) or None)
-    for item in getattr(args, "set", None) or []:
+    for item in items:
         if "=" not in item:
             raise SeqvadError(f"--set {item}: expected key=value, e.g. train.batch_size=128")
-        key, value = item.split("=", 1)
-        set_dotted(config, key.strip(), _parse_value(value))
+        key, value = (part.strip() for part in item.split("=", 1))
+        if only and not key.startswith(only + "."):
+            raise SeqvadError(f"--set {item}: only {only}.* settings can change here (the rest made the "
+                              "run's cubes and weights)")
+        set_dotted(config, key, _parse_value(value))
+
+
+def _config_from_args(args) -> dict:
+    """The run's config: built-in or file config, then ``--set key=value`` and CLI options."""
+    from seqvad.config import load_config
+
+    config = load_config(getattr(args, "config", None) or getattr(args, "dataset", None) or None)
+    apply_overrides(config, getattr(args, "set", None) or [])
     if getattr(args, "detector", None):
         config["detector"]["name"] = args.detector
     if getattr(args, "boxes", None):

@@ -174,13 +174,20 @@ def add_evaluate(sub) -> None:
     p.add_argument("run_dir", help="a run folder made by `seqvad train`")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--no-report", action="store_true", help="skip the plots")
+    p.add_argument("--set", action="append", default=[], metavar="scoring.KEY=VALUE",
+                   help="change a scoring setting for this evaluation, e.g. scoring.context.enabled=true "
+                        "(recorded in metrics.json; repeatable)")
     p.set_defaults(func=cmd_evaluate)
 
 
 def cmd_evaluate(args) -> int:
     from seqvad import pipeline
+    from seqvad.cli import apply_overrides
 
-    result = pipeline.evaluate(Path(args.run_dir), device=args.device, report=not args.no_report)
+    scoring: dict = {}
+    apply_overrides(scoring, args.set, only="scoring")
+    result = pipeline.evaluate(Path(args.run_dir), device=args.device, report=not args.no_report,
+                               overrides=scoring)
     print_phase_table(result)
     return 0
 

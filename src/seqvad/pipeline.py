@@ -210,21 +210,28 @@ def error_stats(model, store, config: dict, device: str = "cpu", max_cubes: int 
 def normalise(errors: np.ndarray, stats: dict | None) -> np.ndarray:
     """Optional: errors in units of the training errors' spread above their median.
 
-    A monotone map, so it leaves AUC unchanged; it makes scores and thresholds comparable
-    across models. Clipped at 0 so that 'no object' (0) stays the lowest score.
+    It makes scores and thresholds comparable across models, and puts prediction errors on
+    the scale of the context scores they are added to. Clipped at 0 so that 'no object' (0)
+    stays the lowest score; the clipping ties everything below the training median, so AUC
+    can move a little against raw errors.
     """
     if not stats:
         return errors
     return np.maximum(errors - stats["median"], 0.0) / max(stats["iqr"], 1e-12)
 
 
-def evaluate(run_dir: Path, device: str = "cpu", progress: bool = True, report: bool = True) -> dict:
-    """Score the test split with every phase's checkpoint; write scores.csv and metrics.json."""
+def evaluate(run_dir: Path, device: str = "cpu", progress: bool = True, report: bool = True,
+             overrides: dict | None = None) -> dict:
+    """Score the test split with every phase's checkpoint; write scores.csv and metrics.json.
+
+    ``overrides`` (e.g. ``{"scoring": {"context": {"enabled": True}}}``) change how the run is
+    scored, not what it learned; metrics.json records the config as used."""
     from seqvad import scoring
+    from seqvad.config import deep_merge
     from seqvad.train import load_model
 
     run_dir = Path(run_dir)
-    config = read_run_config(run_dir)
+    config = deep_merge(read_run_config(run_dir), overrides or {})
     store = load_store(run_dir, "test")
     labels = test_labels(run_dir, store)
     train_store = load_store(run_dir, "train")
@@ -246,8 +253,8 @@ def evaluate(run_dir: Path, device: str = "cpu", progress: bool = True, report: 
         raw, smoothed = _frame_scores(combine_scores(errors, stats, context_scores, config), store, config)
         metrics = scoring.evaluate_scores(labels, smoothed).as_dict()
         metrics["micro_auc_unsmoothed"] = scoring.micro_auc(labels, raw)
-        if context_scores is not None:  # what the paper's score alone gives, for comparison
-            _, alone = _frame_scores(normalise(errors, stats), store, config)
+        if context_scores is not None:  # the paper's score alone (raw errors), for comparison
+            _, alone = _frame_scores(errors, store, config)
             metrics["prediction_only"] = scoring.evaluate_scores(labels, alone).as_dict()
         metrics["score_seconds"] = round(time.perf_counter() - started, 2)
         metrics["checkpoint"] = path.name

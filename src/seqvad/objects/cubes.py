@@ -310,7 +310,8 @@ class CubeStore:
             cached_prints = [v.get("fingerprint") for v in store.manifest.get("videos", [])]
             changed = [name for name, a, b in zip(store.videos, cached_prints, fingerprints) if a != b]
             if changed:
-                return f"videos changed (other content for {', '.join(changed[:3])})"
+                what = "no content fingerprint in the cache" if None in cached_prints else "other content"
+                return f"videos changed ({what} for {', '.join(changed[:3])})"
         return None
 
     @staticmethod
