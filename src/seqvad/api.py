@@ -92,7 +92,7 @@ class Detector:
 
     def score(self, video, smoothed: bool = True) -> np.ndarray:
         """One anomaly score per frame of ``video`` (higher = more anomalous)."""
-        from seqvad import pipeline, scoring
+        from seqvad import scoring
 
         self._require_model()
         cubes, index = self.object_cubes(video)
