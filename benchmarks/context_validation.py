@@ -26,7 +26,7 @@ WEIGHTS = (0.5, 1.0, 2.0)
 
 
 def micro(store, labels, object_values, config) -> float:
-    _, smoothed = pipeline._frame_scores(object_values, store, config)
+    _, smoothed = pipeline.store_frame_scores(object_values, store, config)
     return round(scoring.micro_auc(labels, smoothed), 4)
 
 
@@ -42,7 +42,7 @@ def validate(run_dir: Path) -> dict:
         model, _, _ = load_model(path)
         model.eval()
         stats = pipeline.error_stats(model, train, config)
-        errors = scoring.object_errors(model, test.cubes, kind=config["scoring"].get("error", "mse"))
+        errors = pipeline.prediction_errors(model, test.cubes, config)
         row = {"prediction_only": micro(test, labels, errors, config)}
         for k in KS:
             for weight in WEIGHTS:

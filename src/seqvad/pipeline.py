@@ -143,26 +143,31 @@ def score_store(model, store, config: dict, device: str = "cpu", stats: dict | N
     ``context_scores`` (one per object of ``store``, see :func:`fit_context`) are added with
     the weight ``scoring.context.weight``; they do not depend on the model, so callers
     scoring several checkpoints compute them once."""
-    from seqvad import scoring
 
-    errors = scoring.object_errors(model, store.cubes, kind=config["scoring"].get("error", "mse"), device=device)
+    errors = prediction_errors(model, store.cubes, config, device)
     scores = combine_scores(errors, stats, context_scores, config)
-    return (*_frame_scores(scores, store, config), scores)
+    return (*store_frame_scores(scores, store, config), scores)
 
 
 def object_scores(model, cubes: np.ndarray, index, config: dict, device: str = "cpu",
                   stats: dict | None = None, context=None) -> np.ndarray:
     """Anomaly score of each object: its prediction error, normalised by ``stats`` when given,
     plus ``scoring.context.weight`` times its motion-context score when ``context`` is given."""
-    from seqvad import scoring
 
-    errors = scoring.object_errors(model, cubes, kind=config["scoring"].get("error", "mse"), device=device)
+    errors = prediction_errors(model, cubes, config, device)
     context_scores = None
     if context is not None:
         from seqvad.context import object_features
 
         context_scores = context.score(object_features(cubes, index))
     return combine_scores(errors, stats, context_scores, config)
+
+
+def prediction_errors(model, cubes: np.ndarray, config: dict, device: str = "cpu") -> np.ndarray:
+    """The paper's object score (``scoring.error``: mse or psnr) of every cube."""
+    from seqvad import scoring
+
+    return scoring.object_errors(model, cubes, kind=config["scoring"].get("error", "mse"), device=device)
 
 
 def combine_scores(errors: np.ndarray, stats: dict | None, context_scores: np.ndarray | None,
@@ -198,11 +203,9 @@ def needs_stats(config: dict) -> bool:
 
 def error_stats(model, store, config: dict, device: str = "cpu", max_cubes: int = 20000) -> dict:
     """Median and inter-quartile range of the training cubes' errors (for ``scoring.normalize``)."""
-    from seqvad import scoring
 
     step = max(1, len(store.cubes) // max_cubes)
-    errors = scoring.object_errors(model, store.cubes[::step], kind=config["scoring"].get("error", "mse"),
-                                   device=device)
+    errors = prediction_errors(model, store.cubes[::step], config, device)
     q1, median, q3 = np.percentile(errors, [25, 50, 75]) if len(errors) else (0.0, 0.0, 1.0)
     return {"median": float(median), "iqr": float(q3 - q1)}
 
@@ -241,7 +244,7 @@ def evaluate(run_dir: Path, device: str = "cpu", progress: bool = True, report: 
     context_scores = None if context is None else context.score(context_features(store))
     extra: dict[str, Any] = {}
     if context_scores is not None:  # the context score alone does not depend on the phase
-        raw, smoothed = _frame_scores(context_scores, store, config)
+        raw, smoothed = store_frame_scores(context_scores, store, config)
         extra["context_only"] = {**scoring.evaluate_scores(labels, smoothed).as_dict(),
                                  "micro_auc_unsmoothed": scoring.micro_auc(labels, raw)}
     for path in phase_checkpoints(run_dir):
@@ -249,12 +252,12 @@ def evaluate(run_dir: Path, device: str = "cpu", progress: bool = True, report: 
         model, _, info = load_model(path, map_location=device)
         model.to(device)
         stats = error_stats(model, train_store, config, device) if needs_stats(config) else None
-        errors = scoring.object_errors(model, store.cubes, kind=config["scoring"].get("error", "mse"), device=device)
-        raw, smoothed = _frame_scores(combine_scores(errors, stats, context_scores, config), store, config)
+        errors = prediction_errors(model, store.cubes, config, device)
+        raw, smoothed = store_frame_scores(combine_scores(errors, stats, context_scores, config), store, config)
         metrics = scoring.evaluate_scores(labels, smoothed).as_dict()
         metrics["micro_auc_unsmoothed"] = scoring.micro_auc(labels, raw)
         if context_scores is not None:  # the paper's score alone (raw errors), for comparison
-            _, alone = _frame_scores(errors, store, config)
+            _, alone = store_frame_scores(errors, store, config)
             metrics["prediction_only"] = scoring.evaluate_scores(labels, alone).as_dict()
         metrics["score_seconds"] = round(time.perf_counter() - started, 2)
         metrics["checkpoint"] = path.name
@@ -284,7 +287,8 @@ def context_features(store) -> np.ndarray:
     return object_features(store.cubes, store.index)
 
 
-def _frame_scores(object_values: np.ndarray, store, config: dict) -> tuple[list[np.ndarray], list[np.ndarray]]:
+def store_frame_scores(object_values: np.ndarray, store, config: dict) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Raw and median-filtered frame scores per video from one value per object of ``store``."""
     from seqvad import scoring
 
     raw = scoring.frame_scores(object_values, store.index["video"], store.index["frame"], store.frame_counts)
