@@ -74,8 +74,12 @@ def print_phase_table(result: dict) -> None:
 
 
 def run_experiment(config: dict, run_dir: Path, progress: bool = True, fresh: bool = False,
-                   workers: int | None = None) -> dict:
-    """prepare -> train -> evaluate in one run folder; resumes an interrupted run unless ``fresh``."""
+                   workers: int | None = None, validate: bool = False) -> dict:
+    """prepare -> train -> evaluate in one run folder; resumes an interrupted run unless ``fresh``.
+
+    ``validate``: a model-selection run. The videos named in ``validation.videos`` are held out
+    of training and evaluated with injected anomalies (``seqvad.data.validation``); the test
+    split is not prepared or scored at all."""
     import shutil
 
     from seqvad import pipeline
@@ -83,16 +87,22 @@ def run_experiment(config: dict, run_dir: Path, progress: bool = True, fresh: bo
     run_dir = Path(run_dir)
     if fresh and (run_dir / "checkpoints").exists():
         shutil.rmtree(run_dir / "checkpoints")
-        for name in ("log.csv", "log.json", "metrics.json", "scores.csv"):
+        for name in ("log.csv", "log.json", "metrics.json", "scores.csv", "metrics_val.json", "scores_val.csv"):
             (run_dir / name).unlink(missing_ok=True)
     train_videos, test_videos, label_source = pipeline.load_videos(config)
     config.setdefault("data", {})["label_source"] = label_source
-    pipeline.prepare(config, run_dir, {"train": train_videos, "test": test_videos}, workers=workers,
-                     progress=progress)
-    pipeline.save_labels(run_dir, test_videos)
+    if validate:
+        train_videos, config = pipeline.prepare_validation(config, run_dir, train_videos, workers=workers,
+                                                           progress=progress)
+        pipeline.prepare(config, run_dir, {"train": train_videos}, workers=workers, progress=progress)
+    else:
+        pipeline.prepare(config, run_dir, {"train": train_videos, "test": test_videos}, workers=workers,
+                         progress=progress)
+        pipeline.save_labels(run_dir, test_videos)
     resume = (run_dir / "checkpoints" / "last.pt").exists()
     pipeline.train(config, run_dir, resume=resume, progress=progress)
-    return pipeline.evaluate(run_dir, device=config["train"].get("device", "cpu"), progress=progress)
+    return pipeline.evaluate(run_dir, device=config["train"].get("device", "cpu"), progress=progress,
+                             split="val" if validate else "test")
 
 
 # -- prepare ----------------------------------------------------------------------------------
@@ -174,6 +184,8 @@ def add_evaluate(sub) -> None:
     p.add_argument("run_dir", help="a run folder made by `seqvad train`")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--no-report", action="store_true", help="skip the plots")
+    p.add_argument("--split", choices=["test", "val"], default="test",
+                   help="test, or val: the validation split of a run made with `experiment --validate`")
     p.add_argument("--set", action="append", default=[], metavar="scoring.KEY=VALUE",
                    help="change a scoring setting for this evaluation, e.g. scoring.context.enabled=true "
                         "(recorded in metrics.json; repeatable)")
@@ -187,7 +199,7 @@ def cmd_evaluate(args) -> int:
     scoring: dict = {}
     apply_overrides(scoring, args.set, only="scoring")
     result = pipeline.evaluate(Path(args.run_dir), device=args.device, report=not args.no_report,
-                               overrides=scoring)
+                               overrides=scoring, split=args.split)
     print_phase_table(result)
     return 0
 
@@ -207,6 +219,9 @@ def add_experiment(sub) -> None:
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config value (repeatable)")
     p.add_argument("--workers", type=int, default=None)
     p.add_argument("--fresh", action="store_true", help="discard earlier checkpoints in the run folder")
+    p.add_argument("--validate", action="store_true",
+                   help="a model-selection run: hold out validation.videos, train on the rest and "
+                        "evaluate on them with injected anomalies (the test split is not touched)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_experiment)
 
@@ -216,9 +231,10 @@ def cmd_experiment(args) -> int:
     config = _config(args)
     suffix = f"-{args.detector.replace('+', '_')}" if args.detector else ""
     run_dir = Path(args.out) if args.out else Path("runs") / f"{config.get('name', args.name)}{suffix}"
-    result = run_experiment(config, run_dir, progress=not args.quiet, fresh=args.fresh, workers=args.workers)
+    result = run_experiment(config, run_dir, progress=not args.quiet, fresh=args.fresh, workers=args.workers,
+                            validate=args.validate)
     print_phase_table(result)
-    print(f"metrics: {run_dir / 'metrics.json'}")
+    print(f"metrics: {run_dir / ('metrics_val.json' if args.validate else 'metrics.json')}")
     return 0
 
 

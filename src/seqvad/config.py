@@ -67,6 +67,11 @@ DEFAULTS: dict[str, Any] = {
               "checkpoint_every_steps": 0,  # 0 = off; tests use 1 to kill and resume at any step
               "threads": None,  # torch threads; None = torch's default (the number of cores)
               "num_workers": 0},
+    # The validation split (seqvad.data.validation): training videos held out of training, with
+    # injected labelled anomalies; every model choice is made on it, never on test labels.
+    # Used by `seqvad experiment --validate`; `videos` names the held-out videos (none by default).
+    "validation": {"videos": [], "kinds": ["fast", "foreign"], "seed": 0, "span": 24, "speed": 3.0,
+                   "object_speed": 4.0, "gap": 16, "copies": 2},
     "scoring": {"error": "mse", "normalize": False, "median_window": 17,
                 # optional motion context (seqvad.context): place + velocity of each object
                 # against the training objects', added to its normalised prediction error

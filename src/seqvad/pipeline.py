@@ -26,7 +26,7 @@ import numpy as np
 import yaml
 
 from seqvad import __version__
-from seqvad.atomic import write_json
+from seqvad.atomic import write_bytes, write_json
 from seqvad.errors import DataError
 
 
@@ -60,6 +60,56 @@ def prepare(config: dict, run_dir: Path, videos: dict[str, Sequence], workers: i
     return {split: prepare_split(list(split_videos), config, Path(run_dir) / "cubes" / split, workers=workers,
                                  progress=progress, split=split)
             for split, split_videos in videos.items()}
+
+
+def prepare_validation(config: dict, run_dir: Path, train_videos: Sequence, workers: int | None = None,
+                       progress: bool = True) -> tuple[list, dict]:
+    """Hold out ``validation.videos`` and build the labelled validation split under RUN/cubes/val.
+
+    Returns the training videos that stay for training and the config to prepare them with.
+    With precomputed boxes a whole-split boxes file no longer matches the reduced training
+    split, so the boxes of both are written as CSV under RUN/cubes/ (``{train,val}_boxes.csv``)
+    and the returned config points there; the held-out videos' boxes follow their frames, plus
+    the box of any injected object, as a perfect detector would see it."""
+    from seqvad.data.validation import Settings, injected_boxes, make_validation, split_held_out
+    from seqvad.objects.prepare import prepare_split
+
+    config = with_resolved_root(config)
+    settings = Settings.from_config(config.get("validation"))
+    kept, held = split_held_out(list(train_videos), settings)
+    val_videos = make_validation(held, settings)
+    run_dir = Path(run_dir)
+    if config["detector"].get("name") == "precomputed":
+        from seqvad.objects.detectors import load_box_file
+        from seqvad.objects.prepare import resolve_boxes_path
+
+        train_boxes = load_box_file(resolve_boxes_path(config, "train"), [(v.name, len(v)) for v in train_videos],
+                                    allow_pickle=bool(config["detector"].get("allow_pickle", False)))
+        by_name = dict(zip((v.name for v in train_videos), train_boxes))
+        files = {split: (run_dir / "cubes" / f"{split}_boxes.csv").resolve() for split in ("train", "val")}
+        write_boxes_csv(files["train"], {v.name: by_name[v.name] for v in kept})
+        write_boxes_csv(files["val"], {val.name: injected_boxes(val, by_name[val.name.rsplit("-val", 1)[0]])
+                                       for val in val_videos})
+        config = {**config, "detector": {**config["detector"], "allow_pickle": False,
+                                         "boxes": {split: str(path) for split, path in files.items()}}}
+    prepare_split(val_videos, config, run_dir / "cubes" / "val", workers=workers, progress=progress, split="val")
+    save_labels(run_dir, val_videos, split="val")
+    return kept, config
+
+
+def write_boxes_csv(path: Path, boxes: dict[str, list[np.ndarray]]) -> None:
+    """Boxes per video and frame in the CSV layout the precomputed detector reads."""
+    import csv
+    import io
+
+    text = io.StringIO()
+    writer = csv.writer(text)
+    writer.writerow(["video", "frame", "x1", "y1", "x2", "y2"])
+    for name, frames in boxes.items():
+        for frame, rows in enumerate(frames):
+            writer.writerows([name, frame, *(f"{v:.2f}" for v in row[:4])] for row in rows)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_bytes(path, text.getvalue().encode())
 
 
 def with_resolved_root(config: dict) -> dict:
@@ -224,8 +274,9 @@ def normalise(errors: np.ndarray, stats: dict | None) -> np.ndarray:
 
 
 def evaluate(run_dir: Path, device: str = "cpu", progress: bool = True, report: bool = True,
-             overrides: dict | None = None) -> dict:
-    """Score the test split with every phase's checkpoint; write scores.csv and metrics.json.
+             overrides: dict | None = None, split: str = "test") -> dict:
+    """Score a split with every phase's checkpoint; write scores.csv and metrics.json (for the
+    test split) or scores_val.csv and metrics_val.json (``split="val"``, the validation split).
 
     ``overrides`` (e.g. ``{"scoring": {"context": {"enabled": True}}}``) change how the run is
     scored, not what it learned; metrics.json records the config as used."""
@@ -235,8 +286,8 @@ def evaluate(run_dir: Path, device: str = "cpu", progress: bool = True, report: 
 
     run_dir = Path(run_dir)
     config = deep_merge(read_run_config(run_dir), overrides or {})
-    store = load_store(run_dir, "test")
-    labels = test_labels(run_dir, store)
+    store = load_store(run_dir, split)
+    labels = test_labels(run_dir, store, split)
     train_store = load_store(run_dir, "train")
     phases: dict[str, dict] = {}
     columns: dict[str, np.ndarray] = {}
@@ -265,16 +316,18 @@ def evaluate(run_dir: Path, device: str = "cpu", progress: bool = True, report: 
         phases[path.stem] = metrics
         columns[f"{path.stem}_raw"] = np.concatenate(raw)
         columns[f"{path.stem}_smoothed"] = np.concatenate(smoothed)
-    write_scores_csv(run_dir / "scores.csv", store, labels, columns)
+    suffix = "" if split == "test" else f"_{split}"
+    write_scores_csv(run_dir / f"scores{suffix}.csv", store, labels, columns)
     result = {"command": command_line(), "run_dir": str(run_dir), "git_commit": git_commit(),
               "machine": machine(), "config": config, "frames": int(sum(store.frame_counts)),
-              "abnormal_frames": int(sum(int(l.sum()) for l in labels)), "objects": int(len(store.cubes)),
+              "split": split, "abnormal_frames": int(sum(int(l.sum()) for l in labels)),
+              "objects": int(len(store.cubes)),
               "label_source": store.manifest.get("label_source", "see config"), "phases": phases, **extra}
-    write_json(run_dir / "metrics.json", result)
+    write_json(run_dir / f"metrics{suffix}.json", result)
     if report:
         from seqvad.report import score_curves
 
-        score_curves(run_dir / "report", store.videos, labels,
+        score_curves(run_dir / f"report{suffix}", store.videos, labels,
                      {k: np.split(v, np.cumsum(store.frame_counts)[:-1]) for k, v in columns.items()
                       if k.endswith("_smoothed")})
     return result
@@ -295,27 +348,36 @@ def store_frame_scores(object_values: np.ndarray, store, config: dict) -> tuple[
     return raw, scoring.smooth(raw, int(config["scoring"].get("median_window", 17)))
 
 
-def test_labels(run_dir: Path, store) -> list[np.ndarray]:
-    path = Path(run_dir) / "cubes" / "test" / "labels.npz"
+def test_labels(run_dir: Path, store, split: str = "test") -> list[np.ndarray]:
+    """Frame labels of every video of a split's cube store (saved there by :func:`save_labels`)."""
+    path = Path(run_dir) / "cubes" / split / "labels.npz"
     if not path.is_file():
-        raise DataError(f"{path}: the test split has no frame labels, so it cannot be evaluated")
-    data = np.load(path)
-    labels = [data[name] for name in store.videos]
+        raise DataError(f"{path}: the {split} split has no frame labels, so it cannot be evaluated")
+    with np.load(path, allow_pickle=False) as data:
+        if "names" in data:  # video names are data, not keys: any name round-trips
+            by_name = {str(name): data[f"video_{i}"] for i, name in enumerate(data["names"])}
+        else:  # files written before the names array
+            by_name = {name: data[name] for name in data.files}
+    missing = [name for name in store.videos if name not in by_name]
+    if missing:
+        raise DataError(f"{path}: no labels for video(s) {', '.join(missing[:5])}")
+    labels = [by_name[name] for name in store.videos]
     for name, lab, n in zip(store.videos, labels, store.frame_counts):
         if len(lab) != n:
             raise DataError(f"{path}: {len(lab)} labels for video {name} with {n} frames")
     return labels
 
 
-def save_labels(run_dir: Path, videos: Sequence) -> None:
-    """Keep the test labels beside the test cubes so evaluation needs no dataset access."""
+def save_labels(run_dir: Path, videos: Sequence, split: str = "test") -> None:
+    """Keep a split's labels beside its cubes so evaluation needs no dataset access."""
     if any(v.labels is None for v in videos):
         return
-    path = Path(run_dir) / "cubes" / "test" / "labels.npz"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name("labels.tmp.npz")
-    np.savez(tmp, **{v.name: v.labels for v in videos})
-    os.replace(tmp, path)
+    import io
+
+    buffer = io.BytesIO()
+    np.savez(buffer, names=np.array([v.name for v in videos], dtype=str),
+             **{f"video_{i}": np.asarray(v.labels) for i, v in enumerate(videos)})
+    write_bytes(Path(run_dir) / "cubes" / split / "labels.npz", buffer.getvalue())
 
 
 def write_scores_csv(path: Path, store, labels: list[np.ndarray], columns: dict[str, np.ndarray]) -> None:
