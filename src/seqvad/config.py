@@ -62,11 +62,14 @@ DEFAULTS: dict[str, Any] = {
         "sps": {"weight": 0.0002},
     },
     "schedule": {"order": "pre,rec,cls", "epochs": [10, 10, 10], "lr": 1e-3,
-                 "reset_optimizer": False, "weights": {}},
+                 "reset_optimizer": False, "weights": {}, "freeze_encoder_steps": 0},
     "train": {"batch_size": 256, "seed": 0, "device": "cpu", "checkpoint_minutes": 10.0,
               "checkpoint_every_steps": 0,  # 0 = off; tests use 1 to kill and resume at any step
               "threads": None,  # torch threads; None = torch's default (the number of cores)
-              "num_workers": 0},
+              "num_workers": 0,
+              # the later tasks' gradient on the shared encoder against the first task's:
+              # none | project | scale (seqvad.train.combine_gradients)
+              "balance": "none", "balance_ratio": 1.0},
     # The validation split (seqvad.data.validation): training videos held out of training, with
     # injected labelled anomalies; every model choice is made on it, never on test labels.
     # Used by `seqvad experiment --validate`; `videos` names the held-out videos (none by default).

@@ -7,6 +7,9 @@ The config section ``schedule`` reads::
     lr: 1.0e-3                 # one float, or one per phase
     reset_optimizer: false     # one bool, or one per phase: start the phase with fresh Adam state
     weights: {}                # per-task loss weight, e.g. {pre: 1, rec: 1, cls: 1}; default 1.0
+    freeze_encoder_steps: 0    # one int, or one per phase: the phase's first N steps train only
+                               # the heads (the shared encoder keeps what earlier phases learned
+                               # while a new head starts from random weights)
 
 ``order`` grammar:
 
@@ -35,8 +38,8 @@ from typing import Any, Sequence
 from seqvad.errors import ConfigError
 
 KNOWN_TASKS = ("pre", "rec", "cls", "sps")  # must match seqvad.tasks.TASKS
-SCHEDULE_KEYS = ("order", "epochs", "lr", "reset_optimizer", "weights", "phases")
-PHASE_KEYS = ("tasks", "epochs", "lr", "reset_optimizer", "weights", "name")
+SCHEDULE_KEYS = ("order", "epochs", "lr", "reset_optimizer", "weights", "phases", "freeze_encoder_steps")
+PHASE_KEYS = ("tasks", "epochs", "lr", "reset_optimizer", "weights", "name", "freeze_encoder_steps")
 SIMULTANEOUS = "simultaneous"
 
 
@@ -48,6 +51,7 @@ class Phase:
     lr: float = 1e-3
     reset_optimizer: bool = False
     name: str = ""
+    freeze_encoder_steps: int = 0
 
     def __post_init__(self) -> None:
         check_tasks(self.tasks)
@@ -57,6 +61,9 @@ class Phase:
             raise ConfigError(f"schedule.reset_optimizer: expected true or false, got {self.reset_optimizer!r}")
         self.weights = {task: check_weight(task, self.weights.get(task, 1.0)) for task in self.tasks}
         self.name = self.name or "+".join(self.tasks)
+        steps = self.freeze_encoder_steps
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+            raise ConfigError(f"schedule.freeze_encoder_steps: expected a whole number >= 0, got {steps!r}")
 
 
 @dataclass
@@ -77,15 +84,17 @@ class Schedule:
                               f"(known: {', '.join(SCHEDULE_KEYS)})")
         epochs, lr = cfg.get("epochs", 10), cfg.get("lr", 1e-3)
         reset, weights = cfg.get("reset_optimizer", False), cfg.get("weights") or {}
+        freeze = cfg.get("freeze_encoder_steps", 0)
         if cfg.get("phases"):
-            return cls.from_phase_list(cfg["phases"], epochs, lr, reset, weights)
+            return cls.from_phase_list(cfg["phases"], epochs, lr, reset, weights, freeze)
         return cls.parse(cfg.get("order", "pre,rec,cls"), epochs=epochs, lr=lr,
-                         reset_optimizer=reset, weights=weights)
+                         reset_optimizer=reset, weights=weights, freeze_encoder_steps=freeze)
 
     @classmethod
     def parse(cls, text: str, epochs: int | Sequence[int] = 10, lr: float | Sequence[float] = 1e-3,
               reset_optimizer: bool | Sequence[bool] = False,
-              weights: dict[str, float] | None = None) -> "Schedule":
+              weights: dict[str, float] | None = None,
+              freeze_encoder_steps: int | Sequence[int] = 0) -> "Schedule":
         """A schedule from an order string: ``"pre,rec,cls"``, ``"simultaneous:pre=3,rec=2,cls=1"``."""
         if not isinstance(text, str) or not text.strip():
             raise ConfigError(f"schedule.order: expected a string such as 'pre,rec,cls', got {text!r}")
@@ -101,29 +110,33 @@ class Schedule:
             phase = Phase(tasks=tasks, epochs=total, weights={**weights, **string_weights},
                           lr=per_phase(lr, 1, "lr")[0],
                           reset_optimizer=per_phase(reset_optimizer, 1, "reset_optimizer")[0],
-                          name=f"{SIMULTANEOUS}-" + "+".join(tasks))
+                          name=f"{SIMULTANEOUS}-" + "+".join(tasks),
+                          freeze_encoder_steps=per_phase(freeze_encoder_steps, 1, "freeze_encoder_steps")[0])
             return cls([phase])
         names, string_weights = parse_weighted_tasks(text)
         count = len(names)
         epoch_list = per_phase(epochs, count, "epochs")
         lr_list = per_phase(lr, count, "lr")
         reset_list = per_phase(reset_optimizer, count, "reset_optimizer")
+        freeze_list = per_phase(freeze_encoder_steps, count, "freeze_encoder_steps")
         phases = [Phase(tasks=names[: k + 1], epochs=epoch_list[k], weights={**weights, **string_weights},
                         lr=lr_list[k], reset_optimizer=reset_list[k],
-                        name=f"phase{k + 1}-" + "+".join(names[: k + 1]))
+                        name=f"phase{k + 1}-" + "+".join(names[: k + 1]),
+                        freeze_encoder_steps=freeze_list[k])
                   for k in range(count)]
         return cls(phases)
 
     @classmethod
     def from_phase_list(cls, phases: Any, epochs: Any = 10, lr: Any = 1e-3, reset_optimizer: Any = False,
-                        weights: dict[str, float] | None = None) -> "Schedule":
+                        weights: dict[str, float] | None = None, freeze_encoder_steps: Any = 0) -> "Schedule":
         """Explicit phases; a key a phase leaves out takes the section-level value (a list there
         is read per phase)."""
         if not isinstance(phases, list) or not all(isinstance(p, dict) for p in phases):
             raise ConfigError("schedule.phases: expected a list of mappings such as {tasks: [pre], epochs: 5}")
         count = len(phases)
         defaults = {"epochs": per_phase(epochs, count, "epochs"), "lr": per_phase(lr, count, "lr"),
-                    "reset_optimizer": per_phase(reset_optimizer, count, "reset_optimizer")}
+                    "reset_optimizer": per_phase(reset_optimizer, count, "reset_optimizer"),
+                    "freeze_encoder_steps": per_phase(freeze_encoder_steps, count, "freeze_encoder_steps")}
         out = []
         for k, spec in enumerate(phases):
             unknown = set(spec) - set(PHASE_KEYS)
@@ -139,7 +152,9 @@ class Schedule:
                              weights={**(weights or {}), **(spec.get("weights") or {})},
                              lr=spec.get("lr", defaults["lr"][k]),
                              reset_optimizer=spec.get("reset_optimizer", defaults["reset_optimizer"][k]),
-                             name=spec.get("name") or f"phase{k + 1}-" + "+".join(tasks)))
+                             name=spec.get("name") or f"phase{k + 1}-" + "+".join(tasks),
+                             freeze_encoder_steps=spec.get("freeze_encoder_steps",
+                                                           defaults["freeze_encoder_steps"][k])))
         return cls(out)
 
     def total_epochs(self) -> int:

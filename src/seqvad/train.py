@@ -62,6 +62,11 @@ RESUMABLE_KEYS = frozenset({
     "train.num_workers", "train.progress", "train.threads",
 })
 MEMORY_TASK = "sps"  # the memory sparsity loss, on in every phase when model.memory is set
+# How the gradient of a phase's later tasks on the shared encoder is combined with the gradient of
+# its first task (the anchor: the prediction task in the paper's order, the one that scores):
+# none = plain sum; project = drop the component that points against the anchor's (PCGrad, Yu et
+# al. 2020, one-sided); scale = shrink it to at most train.balance_ratio x the anchor's norm.
+BALANCE_METHODS = ("none", "project", "scale")
 
 
 class TrainingError(SeqvadError):
@@ -91,6 +96,7 @@ class TaskRunner(nn.Module):
 
     def forward(self, cubes: torch.Tensor, weights: Mapping[str, float]) -> dict[str, torch.Tensor]:
         named: dict[str, torch.Tensor] = {}
+        self.task_totals: dict[str, torch.Tensor] = {}  # weighted loss of each task (for balancing)
         total = cubes.new_zeros(())
         active = {name: weight for name, weight in weights.items() if weight != 0}  # weight 0 = off
         # One encoder pass for the snippets of all active tasks (~1.3x faster in phase 3).
@@ -101,6 +107,7 @@ class TaskRunner(nn.Module):
                 key = loss_name if loss_name not in named and loss_name != "loss" else f"{task_name}.{loss_name}"
                 named[key] = value
                 total = total + weight * value
+                self.task_totals[task_name] = self.task_totals.get(task_name, 0) + weight * value
         return {"loss": total, **named}
 
 
@@ -342,6 +349,31 @@ def config_mismatches(saved: Mapping[str, Any], current: Mapping[str, Any]) -> l
     return [line for line in differences if line.split(":", 1)[0] not in RESUMABLE_KEYS]
 
 
+def combine_gradients(anchor: list[torch.Tensor], other: list[torch.Tensor], method: str,
+                      ratio: float = 1.0) -> list[torch.Tensor]:
+    """The encoder gradient anchor + other' where other' is ``other`` (``none``), ``other``
+    without its component against ``anchor`` when they conflict (``project``), or ``other``
+    scaled down to at most ``ratio`` times the anchor's norm (``scale``). Lists of tensors are
+    treated as one flat vector.
+
+    >>> a, o = [torch.tensor([1.0, 0.0])], [torch.tensor([-1.0, 1.0])]
+    >>> combine_gradients(a, o, "project")[0].tolist()
+    [1.0, 1.0]
+    """
+    if method == "none":
+        return [a + o for a, o in zip(anchor, other)]
+    dot = sum((a * o).sum() for a, o in zip(anchor, other))
+    anchor_sq = sum((a * a).sum() for a in anchor)
+    if method == "project":
+        coef = torch.where(dot < 0, dot / anchor_sq.clamp_min(1e-30), torch.zeros_like(dot))
+        return [a + o - coef * a for a, o in zip(anchor, other)]
+    if method == "scale":
+        other_norm = torch.sqrt(sum((o * o).sum() for o in other))
+        factor = torch.clamp(ratio * torch.sqrt(anchor_sq) / other_norm.clamp_min(1e-30), max=1.0)
+        return [a + factor * o for a, o in zip(anchor, other)]
+    raise ConfigError(f"train.balance: {method!r} is not one of {', '.join(BALANCE_METHODS)}")
+
+
 # --------------------------------------------------------------------------------------------
 # The trainer
 
@@ -372,6 +404,12 @@ class Trainer:
         self.batch_size = self._positive_int(train_cfg, "batch_size")
         self.checkpoint_seconds = float(train_cfg.get("checkpoint_minutes") or 0) * 60.0
         self.checkpoint_every_steps = int(train_cfg.get("checkpoint_every_steps") or 0)
+        self.balance = str(train_cfg.get("balance") or "none")
+        self.balance_ratio = float(train_cfg.get("balance_ratio", 1.0))
+        if self.balance not in BALANCE_METHODS:
+            raise ConfigError(f"train.balance: {self.balance!r} is not one of {', '.join(BALANCE_METHODS)}")
+        if not self.balance_ratio > 0:
+            raise ConfigError(f"train.balance_ratio: must be > 0, got {self.balance_ratio}")
 
         self.geometry = self._check_cubes(cubes)
         self.fingerprint = cube_fingerprint(cubes)
@@ -380,6 +418,9 @@ class Trainer:
         self.device = resolve_device(name, self.ddp)
         if self.device.type == "cuda":
             torch.cuda.set_device(self.device)
+        if self.ddp.enabled and self.balance != "none":
+            raise ConfigError("train.balance needs per-task gradients, which DDP all-reduces as one: "
+                              "use train.balance: none with torchrun")
         if train_cfg.get("threads"):
             torch.set_num_threads(int(train_cfg["threads"]))
         self.data = place_cubes(cubes, self.device)
@@ -390,6 +431,7 @@ class Trainer:
         self.engine = self._wrap_for_ddp(self.runner)
         self.optimizer = self._new_optimizer(self.schedule.phases[0].lr)
         self.position = Position()
+        self._steps_per_epoch = 0
         self.stats = EpochStats()
         self.history: list[dict[str, Any]] = []
         self._last_checkpoint_time = time.monotonic()
@@ -608,6 +650,7 @@ class Trainer:
 
     def _run_epoch(self, phase_index: int, phase: Any) -> None:
         batches = self._epoch_batches(phase_index, self.position.epoch)
+        self._steps_per_epoch = len(batches)
         weights = self.phase_weights(phase)
         bar = self._progress_bar(phase_index, phase, len(batches))
         try:
@@ -664,9 +707,35 @@ class Trainer:
                 f"{self.position.epoch + 1}, step {self.position.step + 1}; training stopped, "
                 f"{self.last_path} holds the last good state (try a lower schedule.lr)")
         self.optimizer.zero_grad(set_to_none=True)
-        losses["loss"].backward()
+        totals = self.runner.task_totals
+        if self.balance != "none" and len(totals) > 1:
+            self._balanced_backward(totals, next(iter(weights)))
+        else:
+            losses["loss"].backward()
+        if self._phase_step() < self.schedule.phases[phase_index].freeze_encoder_steps:
+            for parameter in self.runner.model.encoder.parameters():
+                parameter.grad = None  # Adam leaves parameters without a gradient untouched
         self.optimizer.step()
         return values
+
+    def _phase_step(self) -> int:
+        """Steps already taken in the current phase (before this one)."""
+        return self.position.epoch * self._steps_per_epoch + self.position.step
+
+    def _balanced_backward(self, totals: Mapping[str, torch.Tensor], anchor: str) -> None:
+        """Backward with the later tasks' encoder gradient combined with the anchor task's
+        (``train.balance``); heads get their plain gradients."""
+        encoder = [p for p in self.runner.model.encoder.parameters() if p.requires_grad]
+        others = sum(value for name, value in totals.items() if name != anchor)
+        totals[anchor].backward(retain_graph=True)
+        anchor_grads = [p.grad.clone() if p.grad is not None else torch.zeros_like(p) for p in encoder]
+        for p in encoder:
+            p.grad = None
+        others.backward()
+        other_grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in encoder]
+        combined = combine_gradients(anchor_grads, other_grads, self.balance, self.balance_ratio)
+        for p, grad in zip(encoder, combined):
+            p.grad = grad
 
     def _reduced_loss_values(self, losses: Mapping[str, torch.Tensor], n: int) -> dict[str, float]:
         """Loss values as floats, averaged over all ranks (so every rank sees the same NaN)."""
