@@ -69,7 +69,10 @@ DEFAULTS: dict[str, Any] = {
               "num_workers": 0,
               # the later tasks' gradient on the shared encoder against the first task's:
               # none | project | scale (seqvad.train.combine_gradients)
-              "balance": "none", "balance_ratio": 1.0},
+              "balance": "none", "balance_ratio": 1.0,
+              # also keep the model after every epoch (checkpoints/epochs/), for
+              # `seqvad evaluate --every-epoch` (the paper's best-epoch protocol, labelled oracle)
+              "keep_epoch_checkpoints": False},
     # The validation split (seqvad.data.validation): training videos held out of training, with
     # injected labelled anomalies; every model choice is made on it, never on test labels.
     # Used by `seqvad experiment --validate`; `videos` names the held-out videos (none by default).

@@ -59,7 +59,7 @@ TRAINING_SECTIONS = ("model", "tasks", "schedule", "train")
 # Keys that change how training runs but not what it computes: a resume may change them.
 RESUMABLE_KEYS = frozenset({
     "train.checkpoint_minutes", "train.checkpoint_every_steps", "train.device",
-    "train.num_workers", "train.progress", "train.threads",
+    "train.num_workers", "train.progress", "train.threads", "train.keep_epoch_checkpoints",
 })
 MEMORY_TASK = "sps"  # the memory sparsity loss, on in every phase when model.memory is set
 # How the gradient of a phase's later tasks on the shared encoder is combined with the gradient of
@@ -404,6 +404,7 @@ class Trainer:
         self.batch_size = self._positive_int(train_cfg, "batch_size")
         self.checkpoint_seconds = float(train_cfg.get("checkpoint_minutes") or 0) * 60.0
         self.checkpoint_every_steps = int(train_cfg.get("checkpoint_every_steps") or 0)
+        self.keep_epoch_checkpoints = bool(train_cfg.get("keep_epoch_checkpoints", False))
         self.balance = str(train_cfg.get("balance") or "none")
         self.balance_ratio = float(train_cfg.get("balance_ratio", 1.0))
         if self.balance not in BALANCE_METHODS:
@@ -518,7 +519,8 @@ class Trainer:
         self._barrier()  # every rank has checked the folder before rank 0 writes into it
         if self.ddp.is_main:
             if not resume:  # a fresh run: no checkpoint or log of an older run may linger
-                for stale in [*self.checkpoint_dir.glob("*.pt"), self.run_dir / "log.csv",
+                for stale in [*self.checkpoint_dir.glob("*.pt"), *self.checkpoint_dir.glob("epochs/*.pt"),
+                              self.run_dir / "log.csv",
                               self.run_dir / "log.json"]:
                     stale.unlink(missing_ok=True)
             self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
@@ -558,16 +560,21 @@ class Trainer:
                  "world_size": self.ddp.world_size}
         save_checkpoint(state, self.last_path)
 
-    def _save_phase(self, phase_index: int) -> None:
+    def _save_phase(self, phase_index: int, path: Path | None = None) -> None:
+        """The model as it stands in ``phase_index``: at the phase end (``phaseK.pt``), or at an
+        epoch end (``path`` under checkpoints/epochs/, ``train.keep_epoch_checkpoints``)."""
         if not self.ddp.is_main:
             return
         phase = self.schedule.phases[phase_index]
         rows = [row for row in self.history if row["phase"] == phase_index + 1]
         info = {"phase": phase_index + 1, "name": phase.name, "tasks": list(self.phase_weights(phase)),
-                "epochs": phase.epochs, "global_step": self.position.global_step,
+                "epochs": phase.epochs, "epoch": len(rows), "global_step": self.position.global_step,
                 "losses": row_losses(rows[-1]) if rows else {}}
         save_checkpoint({**self._common_state(), "kind": "phase", "info": info},
-                        self.phase_path(phase_index))
+                        path or self.phase_path(phase_index))
+
+    def epoch_path(self, phase_index: int, epoch: int) -> Path:
+        return self.checkpoint_dir / "epochs" / f"phase{phase_index + 1}-epoch{epoch:03d}.pt"
 
     def _restore(self, state: Mapping[str, Any]) -> None:
         mismatches = config_mismatches(state["config"], self.config)
@@ -681,6 +688,9 @@ class Trainer:
                **self.stats.means(), "lr": phase.lr, "seconds": round(self.stats.seconds, 3)}
         self.history.append(row)
         self._write_logs()
+        if self.keep_epoch_checkpoints:
+            self._sync_buffers()
+            self._save_phase(phase_index, self.epoch_path(phase_index, self.position.epoch + 1))
         log.info("phase %d epoch %d/%d: %s", phase_index + 1, self.position.epoch + 1, phase.epochs,
                  " ".join(f"{k} {v:.4g}" for k, v in self.stats.means().items()))
         self.position.epoch += 1
