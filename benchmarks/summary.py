@@ -1,0 +1,94 @@
+"""Seeds and intervals: per-phase micro AUC over several runs of one configuration.
+
+    python benchmarks/summary.py runs/ped2-s0 runs/ped2-s1 runs/ped2-s2 --out results/ped2/summary.json
+
+Reads each run's ``scores.csv`` (smoothed frame scores per phase, labels) and ``metrics.json``.
+Per phase: every seed's micro and macro AUC, their mean and standard deviation, and a 95 %
+bootstrap interval of the mean micro AUC over test videos (videos drawn with replacement,
+the same draw for every seed, 2000 draws; a video is the unit because its frames are not
+independent). The runs must share their config apart from ``train.seed``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+from sklearn.metrics import roc_auc_score
+
+from seqvad.atomic import write_json
+from seqvad.config import diff
+
+DRAWS = 2000
+
+
+def read_scores(run_dir: Path) -> tuple[list[str], np.ndarray, dict[str, np.ndarray]]:
+    with open(run_dir / "scores.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    videos = [row["video"] for row in rows]
+    labels = np.array([int(row["label"]) for row in rows])
+    phases = {key[: -len("_smoothed")]: np.array([float(row[key]) for row in rows])
+              for key in rows[0] if key.endswith("_smoothed")}
+    return videos, labels, phases
+
+
+def bootstrap_mean_auc(videos: list[str], labels: np.ndarray, per_seed: list[np.ndarray],
+                       draws: int = DRAWS, seed: int = 0) -> tuple[float, float]:
+    """95 % percentile interval of the seeds' mean micro AUC, resampling whole videos."""
+    names = sorted(set(videos), key=videos.index)
+    members = {name: np.flatnonzero(np.asarray(videos) == name) for name in names}
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(draws):
+        picked = np.concatenate([members[names[i]] for i in rng.integers(0, len(names), len(names))])
+        y = labels[picked]
+        if 0 < y.sum() < len(y):
+            values.append(np.mean([roc_auc_score(y, scores[picked]) for scores in per_seed]))
+    low, high = np.percentile(values, [2.5, 97.5])
+    return float(low), float(high)
+
+
+def summarise(run_dirs: list[Path]) -> dict:
+    metrics = [json.loads((run / "metrics.json").read_text()) for run in run_dirs]
+    base = metrics[0]["config"]
+    for run, m in zip(run_dirs[1:], metrics[1:]):
+        other = [line for line in diff(base, m["config"]) if not line.startswith(("train.seed", "data.label_source"))]
+        if other:
+            raise SystemExit(f"{run}: config differs from {run_dirs[0]} beyond train.seed: {other[:3]}")
+    scores = [read_scores(run) for run in run_dirs]
+    videos, labels, _ = scores[0]
+    phases = {}
+    for phase in scores[0][2]:
+        micro = [m["phases"][phase]["micro_auc"] for m in metrics]
+        macro = [m["phases"][phase]["macro_auc"] for m in metrics]
+        low, high = bootstrap_mean_auc(videos, labels, [s[2][phase] for s in scores])
+        phases[phase] = {"micro_auc_per_seed": micro, "micro_auc_mean": float(np.mean(micro)),
+                         "micro_auc_std": float(np.std(micro, ddof=1)) if len(micro) > 1 else 0.0,
+                         "micro_auc_mean_95ci_over_videos": [low, high],
+                         "macro_auc_per_seed": macro, "macro_auc_mean": float(np.mean(macro))}
+    return {"runs": [str(r) for r in run_dirs], "seeds": [m["config"]["train"]["seed"] for m in metrics],
+            "detector": base["detector"]["name"], "git_commits": [m["git_commit"] for m in metrics],
+            "machine": metrics[0]["machine"], "commands": [m["command"] for m in metrics],
+            "bootstrap": f"{DRAWS} draws of the test videos with replacement; percentile interval",
+            "phases": phases}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", nargs="+", type=Path)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+    result = summarise(args.runs)
+    write_json(args.out, result)
+    for name, phase in result["phases"].items():
+        low, high = phase["micro_auc_mean_95ci_over_videos"]
+        print(f"{name}: micro AUC {phase['micro_auc_mean']:.4f} +- {phase['micro_auc_std']:.4f} "
+              f"(seeds {', '.join(f'{v:.4f}' for v in phase['micro_auc_per_seed'])}; 95% CI {low:.4f}-{high:.4f})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
