@@ -12,18 +12,16 @@ It is prepare + train + evaluate behind the scikit-learn habit of fit then score
 
 from __future__ import annotations
 
-import os
 import tempfile
 from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
 
-from seqvad import __version__
+from seqvad.checkpoint import MODEL_FORMAT, MODEL_FORMAT_VERSION, load_model, read_model_file, save_model_file
 from seqvad.errors import DataError
 
-MODEL_FORMAT = "seqvad-model"
-MODEL_FORMAT_VERSION = 1
+__all__ = ["Detector", "MODEL_FORMAT", "MODEL_FORMAT_VERSION", "seed_opencv_rng"]
 
 
 class Detector:
@@ -45,7 +43,6 @@ class Detector:
             workers: int | None = None) -> "Detector":
         """Prepare cubes of ``videos`` (normal footage), train the schedule, set the threshold."""
         from seqvad import pipeline
-        from seqvad.train import load_model
 
         if not videos:
             raise DataError("fit: no training videos given")
@@ -125,39 +122,19 @@ class Detector:
     # -- persistence ----------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
         """One file with the weights, config, statistics and threshold (written atomically)."""
-        import torch
-
         self._require_model()
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        payload = {"format": MODEL_FORMAT, "format_version": MODEL_FORMAT_VERSION, "seqvad_version": __version__,
-                   "config": self.config, "state_dict": self.model.state_dict(), "stats": self.stats,
-                   "threshold": self.threshold, "phase_info": self.phase_info,
-                   "context": None if self.context is None else self.context.state_dict(),
-                   "channels": int(self.config["cubes"].get("channels", 1))}
-        tmp = path.with_name(path.name + ".tmp")
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-        return path
+        return save_model_file(path, {
+            "config": self.config, "state_dict": self.model.state_dict(), "stats": self.stats,
+            "threshold": self.threshold, "phase_info": self.phase_info,
+            "context": None if self.context is None else self.context.state_dict(),
+            "channels": int(self.config["cubes"].get("channels", 1))})
 
     @classmethod
     def load(cls, path: str | Path, device: str | None = None) -> "Detector":
-        import torch
-
+        """A model file written by :meth:`save` (read weights-only: loading runs no code from it)."""
         from seqvad.model import build_model
 
-        path = Path(path)
-        if not path.is_file():
-            raise DataError(f"{path}: model file does not exist")
-        try:
-            payload = torch.load(path, map_location="cpu", weights_only=False)
-        except Exception as exc:  # torch raises many types for damaged files
-            raise DataError(f"{path}: not a readable seqvad model file ({type(exc).__name__})") from None
-        if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
-            raise DataError(f"{path}: not a seqvad model file (train one with `seqvad train`)")
-        if payload.get("format_version") != MODEL_FORMAT_VERSION:
-            raise DataError(f"{path}: model file format {payload.get('format_version')} is not supported by "
-                            f"seqvad {__version__} (expects {MODEL_FORMAT_VERSION}); retrain or upgrade")
+        payload = read_model_file(path)
         detector = cls(payload["config"], device=device)
         model = build_model(detector.config["model"], channels=payload["channels"],
                             window=int(detector.config["cubes"].get("window", 4)),
@@ -176,7 +153,6 @@ class Detector:
     def from_run(cls, run_dir: str | Path, phase: int | None = None, device: str | None = None) -> "Detector":
         """The model of a run folder (the last phase by default), calibrated on its training cubes."""
         from seqvad import pipeline
-        from seqvad.train import load_model
 
         run_dir = Path(run_dir)
         detector = cls(pipeline.read_run_config(run_dir), device=device)
