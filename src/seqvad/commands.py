@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from seqvad.objects.detectors import detector_names
 
 
 def _common_config_options(p: argparse.ArgumentParser, dataset: bool = True) -> None:
@@ -12,8 +13,7 @@ def _common_config_options(p: argparse.ArgumentParser, dataset: bool = True) -> 
     if dataset:
         p.add_argument("--dataset", help="ped2 | avenue | shanghaitech | folder | synthetic (default: the config's)")
         p.add_argument("--root", help="dataset folder (default: the config's, else $SEQVAD_DATA/<dataset>)")
-    p.add_argument("--detector", choices=["motion", "yolox", "yolox+motion", "precomputed"],
-                   help="object detector (default: the config's)")
+    p.add_argument("--detector", choices=detector_names(), help="object detector (default: the config's)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="override a config value, e.g. --set train.batch_size=128 (repeatable)")
     p.add_argument("--workers", type=int, default=None, help="processes for detection (default: CPU count)")
@@ -200,7 +200,7 @@ def add_experiment(sub) -> None:
                                    "curriculum (resuming an interrupted run) and evaluates every phase.")
     p.add_argument("name", help="a built-in config (ped2, avenue, shanghaitech, demo) or a YAML file")
     p.add_argument("--root", help="dataset folder (default: the config's, else $SEQVAD_DATA/<dataset>)")
-    p.add_argument("--detector", choices=["motion", "yolox", "yolox+motion", "precomputed"])
+    p.add_argument("--detector", choices=detector_names(), help="object detector (default: the config's)")
     p.add_argument("--boxes", help="boxes file for --detector precomputed ('{split}' in the name becomes train/test)")
     p.add_argument("--out", help="run folder (default: runs/<name>[-<detector>])")
     p.add_argument("--device", help="cpu or cuda")

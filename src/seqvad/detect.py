@@ -204,24 +204,22 @@ def detection_group(box_detector, frames: int = 8) -> int:
     """Frames handed to the box detector (and then the model) at once: about ``frames``.
 
     YOLOX runs ``detector.yolox.batch`` frames per call, counted from the video's first frame,
-    and batch scoring chunks a video the same way; a group that is a multiple of that batch
-    keeps the calls aligned, so streaming finds the same boxes.  Motion and precomputed boxes
-    do not depend on the grouping.
+    and batch scoring chunks a video the same way; a group that is a multiple of the detector's
+    ``group_multiple`` keeps the calls aligned, so streaming finds the same boxes.  Motion and
+    precomputed boxes do not depend on the grouping (``group_multiple`` 1).
     """
-    batch = int(box_detector.chunk) if "yolox" in getattr(box_detector, "name", "") else 1
-    return batch * max(1, -(-frames // batch))
+    multiple = max(1, int(getattr(box_detector, "group_multiple", 1)))
+    return multiple * max(1, -(-frames // multiple))
 
 
 def prime_detector(box_detector, video) -> None:
-    """Reset, then warm up the motion model as ``detect_video`` does (files and folders only)."""
+    """Reset, then warm up (the motion model) as ``detect_video`` does (files and folders only)."""
     from seqvad.api import seed_opencv_rng
-    from seqvad.objects.detectors import MotionDetector
 
     box_detector.reset()
     seed_opencv_rng()  # as Detector.object_cubes does: KNN background subtraction is random
-    motion = box_detector if isinstance(box_detector, MotionDetector) else getattr(box_detector, "motion", None)
-    if video is not None and isinstance(motion, MotionDetector) and motion.warmup > 0:
-        motion.warm_up(video)
+    if video is not None and getattr(box_detector, "warms_up", False):
+        box_detector.warm_up(video)
 
 
 class StreamScorer:
@@ -697,8 +695,12 @@ def run_detection(model, source: Source, out_dir: str | Path | None = None, thre
     frames = GuardedFrames(source.frames, max_frames)
     started = time.perf_counter()
     try:
-        scorer = StreamScorer(model, box_detector, source.video if _needs_warmup(model, box_detector) else None,
-                              video_name=source.name)
+        if box_detector is None:
+            from seqvad.objects.detectors import build_detector
+
+            box_detector = build_detector(model.config["detector"], video_name=source.name)
+        warmup_video = source.video if getattr(box_detector, "warms_up", False) else None
+        scorer = StreamScorer(model, box_detector, warmup_video, video_name=source.name)
         warmup_seconds = time.perf_counter() - started
         outputs = DetectionOutputs(out_dir, threshold, fps, top_k, write_video)
     except BaseException:
@@ -733,13 +735,6 @@ def run_detection(model, source: Source, out_dir: str | Path | None = None, thre
                         f"({type(frames.error).__name__}: {frames.error}); outputs up to there are in {out_dir}")
     return DetectResult(out_dir, len(outputs.scores), outputs.alarms, threshold, outputs.files(), timings,
                         stopped, np.asarray(outputs.raw), np.asarray(outputs.scores))
-
-
-def _needs_warmup(model, box_detector) -> bool:
-    if box_detector is not None:
-        return getattr(getattr(box_detector, "motion", box_detector), "warmup", 0) > 0
-    cfg = model.config["detector"]
-    return "motion" in str(cfg.get("name", "")) and int((cfg.get("motion") or {}).get("warmup", 0)) > 0
 
 
 def _stop_reason(frames: GuardedFrames, source: Source, finished: bool) -> str | None:
