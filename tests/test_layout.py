@@ -78,7 +78,7 @@ def test_unknown_detector_names_the_registered_ones():
 
 def test_registered_detector_streams(fixed_detector, tmp_path):
     from seqvad.api import Detector as Model
-    from seqvad.detect import open_source, run_detection, stream_scores
+    from seqvad.stream import open_source, run_detection, stream_scores
     from seqvad.model import build_model
 
     model = Model(fixed_detector)

@@ -21,7 +21,7 @@ import numpy as np
 from seqvad.checkpoint import MODEL_FORMAT, MODEL_FORMAT_VERSION, load_model, read_model_file, save_model_file
 from seqvad.errors import DataError
 
-__all__ = ["Detector", "MODEL_FORMAT", "MODEL_FORMAT_VERSION", "seed_opencv_rng"]
+__all__ = ["Detector", "MODEL_FORMAT", "MODEL_FORMAT_VERSION"]
 
 
 class Detector:
@@ -80,7 +80,7 @@ class Detector:
     def object_cubes(self, video):
         """Boxes and 9-frame cubes of one video, with this detector's config."""
         from seqvad.objects.cubes import extract_cubes
-        from seqvad.objects.detectors import build_detector
+        from seqvad.objects.detectors import build_detector, seed_opencv_rng
 
         detector = build_detector(self.config["detector"], video_name=video.name)
         seed_opencv_rng()
@@ -91,7 +91,7 @@ class Detector:
         """One anomaly score per frame of ``video`` (higher = more anomalous)."""
         from seqvad import scoring
 
-        self._require_model()
+        self.require_model()
         cubes, index = self.object_cubes(video)
         scores = self.object_scores(cubes, index)
         raw = scoring.frame_scores(scores, np.zeros(len(scores), np.int64), np.asarray(index["frame"]),
@@ -104,7 +104,7 @@ class Detector:
         """Anomaly score of each object (``index`` holds its box: x1, y1, x2, y2)."""
         from seqvad import pipeline
 
-        self._require_model()
+        self.require_model()
         return pipeline.object_scores(self.model, cubes, index, self.config, self.device,
                                       self._scoring_stats(), self.context)
 
@@ -115,14 +115,35 @@ class Detector:
 
         return self.stats if pipeline.needs_stats(self.config) else None
 
-    def _require_model(self) -> None:
+    def require_model(self) -> None:
         if self.model is None:
             raise DataError("this Detector is not trained: call fit() or Detector.load() first")
+
+    def ready(self) -> None:
+        """Trained, and the scoring modules imported now (scipy, sklearn: ~1 s) rather than at the
+        first scored frame of a stream."""
+        from seqvad import pipeline, scoring  # noqa: F401
+
+        self.require_model()
+
+    def predict_middle(self, cubes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The middle frame X of each ``uint8`` cube ``(N, 2T+1, C, S, S)`` and the model's
+        bidirectional prediction X^ of it, both ``(N, C, S, S)`` on [-1, 1]."""
+        import torch
+
+        from seqvad.tasks import backward_snippet, forward_snippet, target_frame
+
+        self.require_model()
+        x = torch.from_numpy(np.asarray(cubes)).float().div_(127.5).sub_(1.0).to(self.device)
+        self.model.eval()
+        with torch.inference_mode():
+            prediction = self.model.predict(forward_snippet(x), backward_snippet(x)).cpu().numpy()
+        return target_frame(x).cpu().numpy(), prediction
 
     # -- persistence ----------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
         """One file with the weights, config, statistics and threshold (written atomically)."""
-        self._require_model()
+        self.require_model()
         return save_model_file(path, {
             "config": self.config, "state_dict": self.model.state_dict(), "stats": self.stats,
             "threshold": self.threshold, "phase_info": self.phase_info,
@@ -162,18 +183,6 @@ class Detector:
         detector.model.to(detector.device).eval()
         detector._calibrate(pipeline.load_store(run_dir, "train"))
         return detector
-
-
-def seed_opencv_rng(seed: int = 0) -> None:
-    """Reset OpenCV's global random generator before a video's detection.
-
-    The KNN background subtractor (the motion detector's default) draws from it, so without a
-    reset the boxes of a video depend on what ran before in the process; with it, batch
-    scoring and ``seqvad detect`` find the same boxes.
-    """
-    import cv2
-
-    cv2.setRNGSeed(seed)
 
 
 def _cube_args(config: dict) -> dict:

@@ -9,7 +9,7 @@
 """
 
 from seqvad.objects.detectors.base import (REGISTRY, Detector, build_detector, default_threads, detector_class,
-                                           detector_names, file_sha256, register)
+                                           detector_names, file_sha256, register, seed_opencv_rng)
 from seqvad.objects.detectors.boxes import BOX_COLUMNS, box_iou, empty_boxes, finalize_boxes, merge_boxes
 from seqvad.objects.detectors.motion import MotionDetector, build_motion
 from seqvad.objects.detectors.yolox import (COCO_CLASSES, DEFAULT_INPUT_SIZE, DEFAULT_STRIDE, YoloxDetector,
@@ -21,5 +21,5 @@ __all__ = [
     "BOX_COLUMNS", "COCO_CLASSES", "DEFAULT_INPUT_SIZE", "DEFAULT_STRIDE", "REGISTRY", "CombinedDetector", "Detector",
     "MotionDetector", "PrecomputedBoxes", "YoloxDetector", "box_iou", "build_detector", "build_motion", "build_yolox",
     "bundled_model_path", "default_threads", "detector_class", "detector_names", "empty_boxes", "file_sha256",
-    "finalize_boxes", "letterbox", "load_box_file", "merge_boxes", "register",
+    "finalize_boxes", "letterbox", "load_box_file", "merge_boxes", "register", "seed_opencv_rng",
 ]
