@@ -19,6 +19,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from seqvad.checkpoint import MODEL_FORMAT, MODEL_FORMAT_VERSION, load_model, read_model_file, save_model_file
+from seqvad.config import cube_geometry, section
 from seqvad.errors import DataError
 
 __all__ = ["Detector", "MODEL_FORMAT", "MODEL_FORMAT_VERSION"]
@@ -85,7 +86,7 @@ class Detector:
         detector = build_detector(self.config["detector"], video_name=video.name)
         seed_opencv_rng()
         boxes = detector.detect_video(video)
-        return extract_cubes(video, boxes, **_cube_args(self.config))
+        return extract_cubes(video, boxes, **cube_geometry(self.config))
 
     def score(self, video, smoothed: bool = True) -> np.ndarray:
         """One anomaly score per frame of ``video`` (higher = more anomalous)."""
@@ -98,7 +99,7 @@ class Detector:
                                    [len(video)])
         if not smoothed:
             return raw[0]
-        return scoring.smooth(raw, int(self.config["scoring"].get("median_window", 17)))[0]
+        return scoring.smooth(raw, int(section(self.config, "scoring")["median_window"]))[0]
 
     def object_scores(self, cubes: np.ndarray, index) -> np.ndarray:
         """Anomaly score of each object (``index`` holds its box: x1, y1, x2, y2)."""
@@ -148,7 +149,7 @@ class Detector:
             "config": self.config, "state_dict": self.model.state_dict(), "stats": self.stats,
             "threshold": self.threshold, "phase_info": self.phase_info,
             "context": None if self.context is None else self.context.state_dict(),
-            "channels": int(self.config["cubes"].get("channels", 1))})
+            "channels": cube_geometry(self.config)["channels"]})
 
     @classmethod
     def load(cls, path: str | Path, device: str | None = None) -> "Detector":
@@ -157,9 +158,9 @@ class Detector:
 
         payload = read_model_file(path)
         detector = cls(payload["config"], device=device)
-        model = build_model(detector.config["model"], channels=payload["channels"],
-                            window=int(detector.config["cubes"].get("window", 4)),
-                            size=int(detector.config["cubes"].get("size", 32)))
+        geometry = cube_geometry(detector.config)
+        model = build_model(detector.config["model"], channels=payload["channels"], window=geometry["window"],
+                            size=geometry["size"])
         model.load_state_dict(payload["state_dict"])
         detector.model = model.to(detector.device).eval()
         detector.stats, detector.threshold = payload.get("stats"), payload.get("threshold")
@@ -183,9 +184,3 @@ class Detector:
         detector.model.to(detector.device).eval()
         detector._calibrate(pipeline.load_store(run_dir, "train"))
         return detector
-
-
-def _cube_args(config: dict) -> dict:
-    cubes = config["cubes"]
-    return {"window": int(cubes.get("window", 4)), "size": int(cubes.get("size", 32)),
-            "channels": int(cubes.get("channels", 1))}

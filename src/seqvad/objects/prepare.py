@@ -28,7 +28,7 @@ import numpy as np
 from tqdm import tqdm
 
 import seqvad
-from seqvad.config import DEFAULTS, config_hash
+from seqvad.config import DEFAULTS, config_hash, cube_geometry
 from seqvad.data.videos import Video
 from seqvad.errors import ConfigError, DataError
 from seqvad.objects.cubes import STORE_FORMAT, CubeStore, extract_cubes
@@ -112,9 +112,7 @@ def _process_video(job: _Job) -> dict[str, Any]:
     start, start_cpu = time.perf_counter(), time.process_time()
     boxes = _detector_for(job).detect_video(job.video)
     detected, detected_cpu = time.perf_counter(), time.process_time()
-    cubes, index = extract_cubes(job.video, boxes, window=int(job.cubes_cfg.get("window", 4)),
-                                 size=int(job.cubes_cfg.get("size", 32)),
-                                 channels=int(job.cubes_cfg.get("channels", 1)))
+    cubes, index = extract_cubes(job.video, boxes, **cube_geometry({"cubes": job.cubes_cfg}))
     index["video"][:] = job.number
     np.save(job.part, cubes)
     return {"number": job.number, "index": index, "frames": len(boxes), "objects": len(cubes),
@@ -187,7 +185,7 @@ def prepare_split(videos: Sequence[Video], config: Mapping[str, Any], cache_dir:
                 for i, v in enumerate(videos)]
         results = _run_jobs(jobs, workers, progress, sum(frame_counts), cache_dir)
         results.sort(key=lambda r: r["number"])
-        window, size, channels = (int(cubes_cfg[k]) for k in ("window", "size", "channels"))
+        geometry = cube_geometry({"cubes": cubes_cfg})
         manifest = {
             "cache_key": key,
             "detector": detector_cfg.get("name"),
@@ -206,7 +204,7 @@ def prepare_split(videos: Sequence[Video], config: Mapping[str, Any], cache_dir:
                        "extract_cpu_seconds": round(sum(r["extract_cpu_seconds"] for r in results), 3)},
         }
         store = CubeStore.write(cache_dir, [j.part for j in jobs], [r["index"] for r in results], manifest,
-                                (2 * window + 1, channels, size, size))
+                                (2 * geometry["window"] + 1, geometry["channels"], geometry["size"], geometry["size"]))
     finally:
         shutil.rmtree(parts_dir, ignore_errors=True)
 

@@ -13,6 +13,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
+from seqvad.config import cube_geometry, section
 from seqvad.errors import ConfigError
 from seqvad.objects.cubes import convert_channels, extract_cubes, window_indices
 from seqvad.objects.detectors import build_detector, seed_opencv_rng
@@ -73,11 +74,10 @@ class StreamScorer:
 
     def __init__(self, model, box_detector=None, warmup_video=None, video_name: str | None = None):
         model.ready()  # trained, and its scoring modules imported now (scipy, sklearn: ~1 s), not mid-stream
-        cube_cfg, scoring_cfg = model.config["cubes"], model.config["scoring"]
+        geometry = cube_geometry(model.config)
         self.model = model
-        self.window = int(cube_cfg.get("window", 4))
-        self.size, self.channels = int(cube_cfg.get("size", 32)), int(cube_cfg.get("channels", 1))
-        median_window = int(scoring_cfg.get("median_window", 17))
+        self.window, self.size, self.channels = geometry["window"], geometry["size"], geometry["channels"]
+        median_window = int(section(model.config, "scoring")["median_window"])
         if median_window > 1 and median_window % 2 == 0:
             raise ConfigError(f"scoring.median_window={median_window}: the median window must be odd")
         self.half = max(median_window, 1) // 2
