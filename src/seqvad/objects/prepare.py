@@ -28,6 +28,7 @@ import numpy as np
 from tqdm import tqdm
 
 import seqvad
+from seqvad.atomic import replacing
 from seqvad.config import DEFAULTS, config_hash, cube_geometry
 from seqvad.data.videos import Video
 from seqvad.errors import ConfigError, DataError
@@ -114,7 +115,8 @@ def _process_video(job: _Job) -> dict[str, Any]:
     detected, detected_cpu = time.perf_counter(), time.process_time()
     cubes, index = extract_cubes(job.video, boxes, **cube_geometry({"cubes": job.cubes_cfg}))
     index["video"][:] = job.number
-    np.save(job.part, cubes)
+    with replacing(job.part) as tmp, open(tmp, "wb") as handle:
+        np.save(handle, cubes)
     return {"number": job.number, "index": index, "frames": len(boxes), "objects": len(cubes),
             "detect_seconds": detected - start, "extract_seconds": time.perf_counter() - detected,
             # CPU time does not grow when other programs share the cores: the speed on an idle machine

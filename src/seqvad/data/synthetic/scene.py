@@ -10,6 +10,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
+from seqvad.atomic import replacing
 from seqvad.config import config_hash
 from seqvad.data.synthetic.drawing import Actor, NoiseBank, Pen, actor_box, draw_actor, make_background, visible_frames
 from seqvad.data.synthetic.planner import Planner
@@ -195,9 +196,11 @@ def write_scene(directory: str | Path, config: SceneConfig | str = "demo",
             folder.mkdir(parents=True, exist_ok=True)
             digits = max(3, len(str(len(video) - 1)))
             for i in range(len(video)):
-                cv2.imwrite(str(folder / f"{i:0{digits}d}.png"), video.frame(i))
+                with replacing(folder / f"{i:0{digits}d}.png") as tmp:
+                    tmp.write_bytes(cv2.imencode(".png", video.frame(i))[1].tobytes())
             if split == "testing":
-                np.save(root / "labels" / f"{video.name}.npy", video.labels)
+                with replacing(root / "labels" / f"{video.name}.npy") as tmp, open(tmp, "wb") as handle:
+                    np.save(handle, video.labels)
             if progress is not None:
                 progress(f"{split}/{video.name}: {len(video)} frames")
     return root
