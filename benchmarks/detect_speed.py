@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/detect_speed.py            # writes results/detect_speed.json
 
-Runs the real streaming path (:func:`seqvad.detect.run_detection`: decode, boxes, cubes, model,
+Runs the real streaming path (:func:`seqvad.stream.run_detection`: decode, boxes, cubes, model,
 scores, annotated video, CSV files, report) with
 
 * the model config's detector (``yolox+motion``, the Ped2 config and the built-in default of
@@ -36,7 +36,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 from seqvad.api import Detector  # noqa: E402
-from seqvad.detect import open_source, run_detection  # noqa: E402
+from seqvad.stream import open_source, run_detection  # noqa: E402
 from seqvad.objects.detectors import PrecomputedBoxes  # noqa: E402
 from seqvad.pipeline import git_commit, machine  # noqa: E402
 

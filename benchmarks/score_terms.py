@@ -22,7 +22,7 @@ import numpy as np
 from seqvad import pipeline, scoring
 from seqvad.atomic import write_json
 from seqvad.terms import TERMS, LatentDensity, combine, object_terms, robust_stats
-from seqvad.train import load_model
+from seqvad.checkpoint import load_model
 
 COMBINATIONS = {"pre": {"pre": 1}, "rec": {"rec": 1}, "order": {"order": 1}, "knn": {"knn": 1},
                 "pre+rec": {"pre": 1, "rec": 1}, "pre+order": {"pre": 1, "order": 1},

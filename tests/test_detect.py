@@ -20,7 +20,7 @@ from conftest import write_avi, write_frames
 from seqvad.api import Detector
 from seqvad.cli import main
 from seqvad.data.videos import Video
-from seqvad.detect import MomentKeeper, ScoredFrame, open_source, run_detection, stream_scores
+from seqvad.stream import MomentKeeper, ScoredFrame, open_source, run_detection, stream_scores
 from seqvad.errors import DataError
 
 H, W = 64, 96

@@ -12,18 +12,17 @@ It is prepare + train + evaluate behind the scikit-learn habit of fit then score
 
 from __future__ import annotations
 
-import os
 import tempfile
 from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
 
-from seqvad import __version__
+from seqvad.checkpoint import MODEL_FORMAT, MODEL_FORMAT_VERSION, load_model, read_model_file, save_model_file
+from seqvad.config import cube_geometry, section
 from seqvad.errors import DataError
 
-MODEL_FORMAT = "seqvad-model"
-MODEL_FORMAT_VERSION = 1
+__all__ = ["Detector", "MODEL_FORMAT", "MODEL_FORMAT_VERSION"]
 
 
 class Detector:
@@ -45,7 +44,6 @@ class Detector:
             workers: int | None = None) -> "Detector":
         """Prepare cubes of ``videos`` (normal footage), train the schedule, set the threshold."""
         from seqvad import pipeline
-        from seqvad.train import load_model
 
         if not videos:
             raise DataError("fit: no training videos given")
@@ -83,31 +81,31 @@ class Detector:
     def object_cubes(self, video):
         """Boxes and 9-frame cubes of one video, with this detector's config."""
         from seqvad.objects.cubes import extract_cubes
-        from seqvad.objects.detectors import build_detector
+        from seqvad.objects.detectors import build_detector, seed_opencv_rng
 
         detector = build_detector(self.config["detector"], video_name=video.name)
         seed_opencv_rng()
         boxes = detector.detect_video(video)
-        return extract_cubes(video, boxes, **_cube_args(self.config))
+        return extract_cubes(video, boxes, **cube_geometry(self.config))
 
     def score(self, video, smoothed: bool = True) -> np.ndarray:
         """One anomaly score per frame of ``video`` (higher = more anomalous)."""
         from seqvad import scoring
 
-        self._require_model()
+        self.require_model()
         cubes, index = self.object_cubes(video)
         scores = self.object_scores(cubes, index)
         raw = scoring.frame_scores(scores, np.zeros(len(scores), np.int64), np.asarray(index["frame"]),
                                    [len(video)])
         if not smoothed:
             return raw[0]
-        return scoring.smooth(raw, int(self.config["scoring"].get("median_window", 17)))[0]
+        return scoring.smooth(raw, int(section(self.config, "scoring")["median_window"]))[0]
 
     def object_scores(self, cubes: np.ndarray, index) -> np.ndarray:
         """Anomaly score of each object (``index`` holds its box: x1, y1, x2, y2)."""
         from seqvad import pipeline
 
-        self._require_model()
+        self.require_model()
         return pipeline.object_scores(self.model, cubes, index, self.config, self.device,
                                       self._scoring_stats(), self.context)
 
@@ -118,50 +116,51 @@ class Detector:
 
         return self.stats if pipeline.needs_stats(self.config) else None
 
-    def _require_model(self) -> None:
+    def require_model(self) -> None:
         if self.model is None:
             raise DataError("this Detector is not trained: call fit() or Detector.load() first")
+
+    def ready(self) -> None:
+        """Trained, and the scoring modules imported now (scipy, sklearn: ~1 s) rather than at the
+        first scored frame of a stream."""
+        from seqvad import pipeline, scoring  # noqa: F401
+
+        self.require_model()
+
+    def predict_middle(self, cubes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The middle frame X of each ``uint8`` cube ``(N, 2T+1, C, S, S)`` and the model's
+        bidirectional prediction X^ of it, both ``(N, C, S, S)`` on [-1, 1]."""
+        import torch
+
+        from seqvad.tasks import backward_snippet, forward_snippet, target_frame
+
+        self.require_model()
+        x = torch.from_numpy(np.asarray(cubes)).float().div_(127.5).sub_(1.0).to(self.device)
+        self.model.eval()
+        with torch.inference_mode():
+            prediction = self.model.predict(forward_snippet(x), backward_snippet(x)).cpu().numpy()
+        return target_frame(x).cpu().numpy(), prediction
 
     # -- persistence ----------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
         """One file with the weights, config, statistics and threshold (written atomically)."""
-        import torch
-
-        self._require_model()
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        payload = {"format": MODEL_FORMAT, "format_version": MODEL_FORMAT_VERSION, "seqvad_version": __version__,
-                   "config": self.config, "state_dict": self.model.state_dict(), "stats": self.stats,
-                   "threshold": self.threshold, "phase_info": self.phase_info,
-                   "context": None if self.context is None else self.context.state_dict(),
-                   "channels": int(self.config["cubes"].get("channels", 1))}
-        tmp = path.with_name(path.name + ".tmp")
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-        return path
+        self.require_model()
+        return save_model_file(path, {
+            "config": self.config, "state_dict": self.model.state_dict(), "stats": self.stats,
+            "threshold": self.threshold, "phase_info": self.phase_info,
+            "context": None if self.context is None else self.context.state_dict(),
+            "channels": cube_geometry(self.config)["channels"]})
 
     @classmethod
     def load(cls, path: str | Path, device: str | None = None) -> "Detector":
-        import torch
-
+        """A model file written by :meth:`save` (read weights-only: loading runs no code from it)."""
         from seqvad.model import build_model
 
-        path = Path(path)
-        if not path.is_file():
-            raise DataError(f"{path}: model file does not exist")
-        try:
-            payload = torch.load(path, map_location="cpu", weights_only=False)
-        except Exception as exc:  # torch raises many types for damaged files
-            raise DataError(f"{path}: not a readable seqvad model file ({type(exc).__name__})") from None
-        if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
-            raise DataError(f"{path}: not a seqvad model file (train one with `seqvad train`)")
-        if payload.get("format_version") != MODEL_FORMAT_VERSION:
-            raise DataError(f"{path}: model file format {payload.get('format_version')} is not supported by "
-                            f"seqvad {__version__} (expects {MODEL_FORMAT_VERSION}); retrain or upgrade")
+        payload = read_model_file(path)
         detector = cls(payload["config"], device=device)
-        model = build_model(detector.config["model"], channels=payload["channels"],
-                            window=int(detector.config["cubes"].get("window", 4)),
-                            size=int(detector.config["cubes"].get("size", 32)))
+        geometry = cube_geometry(detector.config)
+        model = build_model(detector.config["model"], channels=payload["channels"], window=geometry["window"],
+                            size=geometry["size"])
         model.load_state_dict(payload["state_dict"])
         detector.model = model.to(detector.device).eval()
         detector.stats, detector.threshold = payload.get("stats"), payload.get("threshold")
@@ -176,7 +175,6 @@ class Detector:
     def from_run(cls, run_dir: str | Path, phase: int | None = None, device: str | None = None) -> "Detector":
         """The model of a run folder (the last phase by default), calibrated on its training cubes."""
         from seqvad import pipeline
-        from seqvad.train import load_model
 
         run_dir = Path(run_dir)
         detector = cls(pipeline.read_run_config(run_dir), device=device)
@@ -186,21 +184,3 @@ class Detector:
         detector.model.to(detector.device).eval()
         detector._calibrate(pipeline.load_store(run_dir, "train"))
         return detector
-
-
-def seed_opencv_rng(seed: int = 0) -> None:
-    """Reset OpenCV's global random generator before a video's detection.
-
-    The KNN background subtractor (the motion detector's default) draws from it, so without a
-    reset the boxes of a video depend on what ran before in the process; with it, batch
-    scoring and ``seqvad detect`` find the same boxes.
-    """
-    import cv2
-
-    cv2.setRNGSeed(seed)
-
-
-def _cube_args(config: dict) -> dict:
-    cubes = config["cubes"]
-    return {"window": int(cubes.get("window", 4)), "size": int(cubes.get("size", 32)),
-            "channels": int(cubes.get("channels", 1))}

@@ -85,6 +85,17 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
+def section(config: Mapping[str, Any], name: str) -> dict[str, Any]:
+    """``config[name]`` over its defaults: a key the config leaves out takes its one default here."""
+    return {**DEFAULTS[name], **(config.get(name) or {})}
+
+
+def cube_geometry(config: Mapping[str, Any]) -> dict[str, int]:
+    """``window`` (T: a cube spans 2T+1 frames), ``size`` and ``channels`` of the config's cubes."""
+    cubes = section(config, "cubes")
+    return {key: int(cubes[key]) for key in ("window", "size", "channels")}
+
+
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
     out = copy.deepcopy(dict(base))
     for key, value in (override or {}).items():

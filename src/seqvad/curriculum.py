@@ -37,7 +37,20 @@ from typing import Any, Sequence
 
 from seqvad.errors import ConfigError
 
-KNOWN_TASKS = ("pre", "rec", "cls", "sps")  # must match seqvad.tasks.TASKS
+
+def known_tasks() -> tuple[str, ...]:
+    """The pretext tasks' names, in order: those of :data:`seqvad.tasks.TASKS` (the one list)."""
+    from seqvad.tasks import TASKS  # torch: loaded when a schedule is checked, not with this module
+
+    return tuple(TASKS)
+
+
+def __getattr__(name: str):
+    if name == "KNOWN_TASKS":  # derived, still importable: ``from seqvad.curriculum import KNOWN_TASKS``
+        return known_tasks()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 SCHEDULE_KEYS = ("order", "epochs", "lr", "reset_optimizer", "weights", "phases", "freeze_encoder_steps")
 PHASE_KEYS = ("tasks", "epochs", "lr", "reset_optimizer", "weights", "name", "freeze_encoder_steps")
 SIMULTANEOUS = "simultaneous"
@@ -185,9 +198,10 @@ def parse_weighted_tasks(text: str) -> tuple[list[str], dict[str, float]]:
 
 
 def check_tasks(tasks: list[str], what: str = "schedule") -> None:
-    unknown = [t for t in tasks if t not in KNOWN_TASKS]
+    known = known_tasks()
+    unknown = [t for t in tasks if t not in known]
     if unknown:
-        raise ConfigError(f"{what}: unknown tasks {', '.join(map(str, unknown))} (known: {', '.join(KNOWN_TASKS)})")
+        raise ConfigError(f"{what}: unknown tasks {', '.join(map(str, unknown))} (known: {', '.join(known)})")
     if what != "schedule.weights" and not tasks:
         raise ConfigError(f"{what}: a phase needs at least one task")
     repeated = sorted({t for t in tasks if tasks.count(t) > 1})

@@ -15,9 +15,6 @@ The modules it calls know nothing of each other; this is the only place that doe
 from __future__ import annotations
 
 import os
-import platform
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -25,9 +22,9 @@ from typing import Any, Sequence
 import numpy as np
 import yaml
 
-from seqvad import __version__
 from seqvad.atomic import write_bytes, write_json
 from seqvad.errors import DataError
+from seqvad.provenance import command_line, git_commit, machine  # noqa: F401  (public here too)
 
 
 # -- datasets ---------------------------------------------------------------------------------
@@ -129,34 +126,6 @@ def load_store(run_dir: Path, split: str):
     if not path.is_dir():
         raise DataError(f"{path}: no cube cache (run `seqvad prepare` or `seqvad train` first)")
     return CubeStore.load(path)
-
-
-# -- provenance -------------------------------------------------------------------------------
-
-def git_commit() -> str:
-    try:
-        root = Path(__file__).resolve().parents[2]
-        out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10).stdout.strip()
-        return out.stdout.strip() + ("-dirty" if dirty else "") if out.returncode == 0 else "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
-def machine() -> dict[str, Any]:
-    import torch
-
-    info = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-            "cpu_count": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__,
-            "torch_threads": torch.get_num_threads(), "seqvad": __version__}
-    if torch.cuda.is_available():
-        info["cuda_device"] = torch.cuda.get_device_name(0)
-    return info
-
-
-def command_line() -> str:
-    return " ".join(["seqvad" if i == 0 else a for i, a in enumerate(sys.argv)]) if sys.argv else "?"
 
 
 def read_run_config(run_dir: Path) -> dict:
@@ -287,7 +256,7 @@ def evaluate(run_dir: Path, device: str = "cpu", progress: bool = True, report: 
     headline: the phase figures above it are the honest last-epoch ones."""
     from seqvad import scoring
     from seqvad.config import deep_merge
-    from seqvad.train import load_model
+    from seqvad.checkpoint import load_model
 
     run_dir = Path(run_dir)
     config = deep_merge(read_run_config(run_dir), overrides or {})
@@ -344,7 +313,7 @@ def oracle_best_epoch(run_dir: Path, store, labels: list[np.ndarray], config: di
                       context_scores: np.ndarray | None) -> dict:
     """Every epoch checkpoint scored on ``labels``; the best one named, with a warning."""
     from seqvad import scoring
-    from seqvad.train import load_model
+    from seqvad.checkpoint import load_model
 
     paths = sorted((Path(run_dir) / "checkpoints" / "epochs").glob("phase*-epoch*.pt"))
     if not paths:

@@ -48,11 +48,11 @@ from seqvad import __version__
 from seqvad.config import diff, load_config
 from seqvad.errors import ConfigError, DataError, SeqvadError
 from seqvad.atomic import write_bytes as atomic_write_bytes
+from seqvad.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, load_model, save_checkpoint  # noqa: F401
 from seqvad.tasks import shared_codes
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_FORMAT = 1
 # Config sections whose values decide the trained weights; a resume must match them. (The cube
 # data itself is checked by a fingerprint, so detector/cubes settings need no comparing.)
 TRAINING_SECTIONS = ("model", "tasks", "schedule", "train")
@@ -109,55 +109,6 @@ class TaskRunner(nn.Module):
                 total = total + weight * value
                 self.task_totals[task_name] = self.task_totals.get(task_name, 0) + weight * value
         return {"loss": total, **named}
-
-
-# --------------------------------------------------------------------------------------------
-# Checkpoint files
-
-
-def save_checkpoint(state: dict[str, Any], path: Path) -> None:
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    atomic_write_bytes(Path(path), buffer.getvalue())
-
-
-def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
-    """Read a seqvad checkpoint; DataError if it is missing, corrupt or of another format."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: checkpoint file does not exist")
-    try:
-        # weights_only: checkpoints hold only tensors and plain Python data (no pickled code).
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # torch raises many types for truncated or foreign files
-        raise DataError(f"{path}: not a readable checkpoint (corrupt or truncated?): "
-                        f"{type(exc).__name__}") from None
-    if not isinstance(state, dict) or "format" not in state or "model" not in state:
-        raise DataError(f"{path}: not a seqvad checkpoint")
-    if state["format"] != CHECKPOINT_FORMAT:
-        raise DataError(f"{path}: checkpoint format {state['format']} (seqvad "
-                        f"{state.get('seqvad_version', '?')}) cannot be read by seqvad {__version__} "
-                        f"(format {CHECKPOINT_FORMAT})")
-    return state
-
-
-def load_model(path: str | os.PathLike, map_location: Any = "cpu") -> tuple[nn.Module, dict, dict]:
-    """Load a trained model from ``phase{k}.pt`` or ``last.pt``: ``(model in eval mode, config, info)``.
-
-    ``info`` holds the cube geometry (``window``, ``channels``, ``size``) and, for phase
-    checkpoints, the phase (1-based ``phase``, ``name``, ``tasks``, final ``losses``).
-    """
-    from seqvad.model import build_model  # imported late: keeps `import seqvad.train` light
-
-    state = load_checkpoint(path, map_location)
-    geometry = state["cube_geometry"]
-    model = build_model(state["config"]["model"], geometry["channels"],
-                        window=geometry["window"], size=geometry["size"])
-    model.load_state_dict(state["model"])
-    model.to(map_location if isinstance(map_location, (str, torch.device)) else "cpu").eval()
-    info = {**geometry, **state.get("info", {}), "kind": state.get("kind"),
-            "seqvad_version": state.get("seqvad_version")}
-    return model, state["config"], info
 
 
 def _numpy_rng_state() -> dict[str, Any]:

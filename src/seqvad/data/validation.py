@@ -209,7 +209,7 @@ class InjectedReader(FrameReader):
         spec = self.plan.foreign
         if spec is None or not spec["first"] <= index <= spec["last"]:
             return frame
-        from seqvad.data.synthetic import Pen, draw_actor
+        from seqvad.data.synthetic.drawing import Pen, draw_actor
 
         canvas = np.ascontiguousarray(np.repeat(frame, 3, axis=2) if frame.shape[2] == 1 else frame).copy()
         draw_actor(Pen(canvas), _actor(spec), index, canvas.shape[0])

@@ -21,14 +21,13 @@ import json
 import logging
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 import cv2
 import numpy as np
 
-from seqvad.atomic import write_json
+from seqvad.atomic import replacing, write_json
 
 from seqvad.errors import DataError
 
@@ -150,20 +149,9 @@ def extract_cubes(video: Any, boxes_per_frame: Sequence[np.ndarray], window: int
 # Atomic file writes
 # --------------------------------------------------------------------------------------
 
-def _temp_path(final: Path) -> Path:
-    handle, name = tempfile.mkstemp(prefix=final.name + ".", suffix=".tmp", dir=final.parent)
-    os.close(handle)
-    return Path(name)
-
-
 def save_npz_atomic(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
-    tmp = _temp_path(path)
-    try:
-        with open(tmp, "wb") as handle:
-            np.savez(handle, **arrays)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with replacing(path) as tmp, open(tmp, "wb") as handle:
+        np.savez(handle, **arrays)
 
 
 def save_json_atomic(path: Path, data: Any) -> None:
@@ -172,8 +160,7 @@ def save_json_atomic(path: Path, data: Any) -> None:
 
 def write_cubes_atomic(path: Path, parts: Iterable[np.ndarray | Path], total: int, shape: Sequence[int]) -> None:
     """Concatenate cube arrays (or ``.npy`` part files) into one ``.npy`` without holding all in memory."""
-    tmp = _temp_path(path)
-    try:
+    with replacing(path) as tmp:
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(total, *shape))
         row = 0
         for part in parts:
@@ -185,9 +172,6 @@ def write_cubes_atomic(path: Path, parts: Iterable[np.ndarray | Path], total: in
             raise DataError(f"{path}: wrote {row} cubes, expected {total}")
         out.flush()
         del out
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 # --------------------------------------------------------------------------------------
@@ -276,15 +260,6 @@ class CubeStore:
         if count and (index["frame"] >= np.asarray(frame_counts)[index["video"]]).any():
             raise DataError(f"{path / INDEX_FILE}: frame numbers beyond their video's length")
         return cls(path, cubes, index, manifest)
-
-    @classmethod
-    def build(cls, videos: Sequence[Any], detector_cfg: Mapping[str, Any], cubes_cfg: Mapping[str, Any],
-              cache_dir: str | os.PathLike, **kwargs) -> "CubeStore":
-        """Detect and extract (or reuse the cache); see :func:`seqvad.objects.prepare.prepare_split`."""
-        from seqvad.objects.prepare import prepare_split  # prepare imports this module
-
-        return prepare_split(videos, {"detector": dict(detector_cfg), "cubes": dict(cubes_cfg)},
-                             cache_dir, **kwargs)
 
     @staticmethod
     def stale_reason(path: str | os.PathLike, cache_key: str, videos: Sequence[tuple[str, int]],

@@ -11,8 +11,6 @@ the parts into one memory-mappable ``cubes.npy``, so no process holds the whole 
 from __future__ import annotations
 
 import concurrent.futures as futures
-import functools
-import hashlib
 import logging
 import multiprocessing
 import os
@@ -30,32 +28,14 @@ import numpy as np
 from tqdm import tqdm
 
 import seqvad
-from seqvad.config import DEFAULTS, config_hash
+from seqvad.atomic import replacing
+from seqvad.config import DEFAULTS, config_hash, cube_geometry
 from seqvad.data.videos import Video
 from seqvad.errors import ConfigError, DataError
 from seqvad.objects.cubes import STORE_FORMAT, CubeStore, extract_cubes
-from seqvad.objects.detectors import (Detector, build_detector, bundled_model_path, default_threads,
-                                      load_box_file)
+from seqvad.objects.detectors import Detector, default_threads, detector_class, file_sha256, load_box_file  # noqa: F401
 
 log = logging.getLogger(__name__)
-
-# yolox settings that change speed, not boxes: left out of the cache key
-_SPEED_ONLY_KEYS = ("batch", "threads")
-
-
-@functools.lru_cache(maxsize=16)
-def _file_sha256(path: str, mtime_ns: int, size: int) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    stat = Path(path).stat()
-    return _file_sha256(str(path), stat.st_mtime_ns, stat.st_size)
-
 
 def resolve_boxes_path(config: Mapping[str, Any], split: str | None) -> Path:
     """The precomputed boxes file of ``split``.
@@ -85,23 +65,12 @@ def resolve_boxes_path(config: Mapping[str, Any], split: str | None) -> Path:
 
 def cache_key(detector_cfg: Mapping[str, Any], cubes_cfg: Mapping[str, Any],
               boxes_file: str | os.PathLike | None = None) -> str:
-    """Hash of everything that decides the cubes: the active detector's settings (and the
-    model or boxes file content), the cube settings and the store format."""
+    """Hash of everything that decides the cubes: the active detector's settings (its
+    ``cache_fields``: e.g. the model or boxes file content), the cube settings and the store format."""
     name = detector_cfg.get("name")
     key: dict[str, Any] = {"name": name, "format": STORE_FORMAT,
-                           "cubes": {k: cubes_cfg.get(k, DEFAULTS["cubes"][k]) for k in DEFAULTS["cubes"]}}
-    if name in ("yolox", "yolox+motion"):
-        yolox = dict(detector_cfg.get("yolox") or {})
-        key["yolox"] = {k: v for k, v in yolox.items() if k not in _SPEED_ONLY_KEYS}
-        model = Path(yolox.get("model") or bundled_model_path())
-        key["model_sha256"] = file_sha256(model) if model.is_file() else str(model)
-    if name in ("motion", "yolox+motion"):
-        key["motion"] = detector_cfg.get("motion")
-    if name == "yolox+motion":
-        key["merge_iou"] = detector_cfg.get("merge_iou")
-    if name == "precomputed":
-        key["min_area"] = detector_cfg.get("min_area", 0)
-        key["boxes_sha256"] = file_sha256(boxes_file) if boxes_file and Path(boxes_file).is_file() else None
+                           "cubes": {k: cubes_cfg.get(k, DEFAULTS["cubes"][k]) for k in DEFAULTS["cubes"]},
+                           **detector_class(name or DEFAULTS["detector"]["name"]).cache_fields(detector_cfg, boxes_file)}
     return config_hash(key)
 
 
@@ -114,6 +83,7 @@ class _Job:
     number: int
     video: Video
     detector_cfg: dict
+    kind: type  # the registered detector class (pickled by reference: plugins reach worker processes)
     cubes_cfg: dict
     part: Path
     boxes: list | None = None  # precomputed boxes of this video
@@ -126,12 +96,12 @@ _DETECTORS: dict[tuple, Detector] = {}  # per process: building a YOLOX session 
 
 def _detector_for(job: _Job) -> Detector:
     if job.boxes is not None:
-        return build_detector(job.detector_cfg, job.video.name, boxes=job.boxes)
-    key = (config_hash(job.detector_cfg), job.threads)
+        return job.kind.from_config(job.detector_cfg, video_name=job.video.name, boxes=job.boxes)
+    key = (job.kind, config_hash(job.detector_cfg), job.threads)
     if key not in _DETECTORS:
         if len(_DETECTORS) >= 2:  # a long-lived process trying many settings: keep memory bounded
             _DETECTORS.clear()
-        _DETECTORS[key] = build_detector(job.detector_cfg, job.video.name, threads=job.threads)
+        _DETECTORS[key] = job.kind.from_config(job.detector_cfg, video_name=job.video.name, threads=job.threads)
     return _DETECTORS[key]
 
 
@@ -143,11 +113,10 @@ def _process_video(job: _Job) -> dict[str, Any]:
     start, start_cpu = time.perf_counter(), time.process_time()
     boxes = _detector_for(job).detect_video(job.video)
     detected, detected_cpu = time.perf_counter(), time.process_time()
-    cubes, index = extract_cubes(job.video, boxes, window=int(job.cubes_cfg.get("window", 4)),
-                                 size=int(job.cubes_cfg.get("size", 32)),
-                                 channels=int(job.cubes_cfg.get("channels", 1)))
+    cubes, index = extract_cubes(job.video, boxes, **cube_geometry({"cubes": job.cubes_cfg}))
     index["video"][:] = job.number
-    np.save(job.part, cubes)
+    with replacing(job.part) as tmp, open(tmp, "wb") as handle:
+        np.save(handle, cubes)
     return {"number": job.number, "index": index, "frames": len(boxes), "objects": len(cubes),
             "detect_seconds": detected - start, "extract_seconds": time.perf_counter() - detected,
             # CPU time does not grow when other programs share the cores: the speed on an idle machine
@@ -183,8 +152,9 @@ def prepare_split(videos: Sequence[Video], config: Mapping[str, Any], cache_dir:
         raise DataError(f"{cache_dir}: video names repeat ({len(names) - len(set(names))} duplicates); "
                         "the cache identifies videos by name")
     frame_counts = [len(v) for v in videos]
+    kind = detector_class(detector_cfg.get("name") or DEFAULTS["detector"]["name"])
     split_boxes = boxes_file = None
-    if detector_cfg.get("name") == "precomputed":
+    if kind.uses_split_boxes:
         boxes_file = resolve_boxes_path(config, split)
         split_boxes = load_box_file(boxes_file, list(zip(names, frame_counts)),
                                     allow_pickle=bool(detector_cfg.get("allow_pickle", False)))
@@ -212,12 +182,12 @@ def prepare_split(videos: Sequence[Video], config: Mapping[str, Any], cache_dir:
     parts_dir = Path(tempfile.mkdtemp(prefix=".parts-", dir=cache_dir))
     started = time.perf_counter()
     try:
-        jobs = [_Job(i, _portable(v), detector_cfg, cubes_cfg, parts_dir / f"{i:05d}.npy",
+        jobs = [_Job(i, _portable(v), detector_cfg, kind, cubes_cfg, parts_dir / f"{i:05d}.npy",
                      None if split_boxes is None else split_boxes[i], threads, workers > 1)
                 for i, v in enumerate(videos)]
         results = _run_jobs(jobs, workers, progress, sum(frame_counts), cache_dir)
         results.sort(key=lambda r: r["number"])
-        window, size, channels = (int(cubes_cfg[k]) for k in ("window", "size", "channels"))
+        geometry = cube_geometry({"cubes": cubes_cfg})
         manifest = {
             "cache_key": key,
             "detector": detector_cfg.get("name"),
@@ -236,7 +206,7 @@ def prepare_split(videos: Sequence[Video], config: Mapping[str, Any], cache_dir:
                        "extract_cpu_seconds": round(sum(r["extract_cpu_seconds"] for r in results), 3)},
         }
         store = CubeStore.write(cache_dir, [j.part for j in jobs], [r["index"] for r in results], manifest,
-                                (2 * window + 1, channels, size, size))
+                                (2 * geometry["window"] + 1, geometry["channels"], geometry["size"], geometry["size"]))
     finally:
         shutil.rmtree(parts_dir, ignore_errors=True)
 

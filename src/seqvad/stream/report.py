@@ -1,4 +1,4 @@
-"""``report.html`` of ``seqvad detect``: one self-contained file.
+"""``report.html`` of ``seqvad detect`` (one self-contained file), and the top moments it shows.
 
 The score timeline is inline SVG and every picture is a base64 ``data:`` URI, so the file can be
 mailed or archived alone: it loads nothing from the network or the disk and runs no script.
@@ -13,15 +13,94 @@ from __future__ import annotations
 
 import base64
 import html
-import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 import cv2
 import numpy as np
 
+from seqvad.atomic import write_bytes
+from seqvad.stream.scorer import ScoredFrame
+
 MAX_POINTS = 1200  # timeline columns; longer streams keep each bucket's maximum (peaks survive)
 CROP_PIXELS = 128  # 32x32 crops are shown enlarged, without smoothing
+
+
+# -- the top moments, chosen while streaming ----------------------------------------------------
+
+@dataclass(eq=False)  # compared by identity: fields hold arrays
+class Moment:
+    """A candidate for the report's top anomalous moments."""
+
+    index: int
+    score: float
+    thumbnail: np.ndarray  # annotated frame, BGR
+    box: np.ndarray | None = None  # the worst object's box
+    cube: np.ndarray | None = None  # its cube, for the prediction-difference map
+
+
+class MomentKeeper:
+    """The ``k`` highest smoothed scores at least ``gap`` frames apart, chosen while streaming.
+
+    The stream is cut into bins of ``gap`` frames and each bin's best frame is kept (with its
+    thumbnail and worst cube); at most ``pool`` bins survive, the lowest-scoring are dropped.
+    :attr:`moments` then picks greedily from them: the best, then the best at least ``gap``
+    frames from those picked, and so on.  A score that rises for seconds thus gives one moment
+    per second of the rise rather than one, and memory stays at ``pool`` thumbnails.
+    """
+
+    def __init__(self, k: int, gap: int, thumbnail_width: int = 480, pool: int | None = None):
+        self.k, self.gap, self.thumbnail_width = k, max(1, gap), thumbnail_width
+        self.pool_size = pool or 4 * k
+        self._pool: list[Moment] = []
+        self._current: Moment | None = None  # best frame of the open bin
+
+    def offer(self, item: ScoredFrame, annotated: np.ndarray) -> None:
+        if self.k <= 0 or len(item.object_scores) == 0:
+            return  # a moment shows its worst object's difference map: frames without objects have none
+        if self._current is not None and self._current.index // self.gap != item.index // self.gap:
+            self._commit()
+        if self._current is None or item.score > self._current.score:
+            worst = int(np.argmax(item.object_scores))
+            box, cube = item.boxes[worst].copy(), item.worst_cube
+            self._current = Moment(item.index, item.score, self._thumbnail(annotated, box), box, cube)
+
+    def _commit(self) -> None:
+        self._pool.append(self._current)
+        self._current = None
+        if len(self._pool) > self.pool_size:
+            self._pool.remove(min(self._pool, key=lambda m: m.score))
+
+    @property
+    def moments(self) -> list[Moment]:
+        """Up to ``k`` moments, highest score first, pairwise at least ``gap`` frames apart."""
+        candidates = self._pool + ([self._current] if self._current is not None else [])
+        picked: list[Moment] = []
+        for moment in sorted(candidates, key=lambda m: -m.score):
+            if len(picked) < self.k and all(abs(moment.index - p.index) >= self.gap for p in picked):
+                picked.append(moment)
+        return picked
+
+    def _thumbnail(self, image: np.ndarray, worst_box: np.ndarray | None) -> np.ndarray:
+        image = image.copy()
+        if worst_box is not None:  # the object whose difference map the report shows
+            x1, y1, x2, y2 = (int(round(float(v))) for v in worst_box[:4])
+            cv2.rectangle(image, (x1 - 2, y1 - 2), (x2 + 1, y2 + 1), (255, 255, 255), 1)
+        if image.shape[1] <= self.thumbnail_width:
+            return image
+        height = int(round(image.shape[0] * self.thumbnail_width / image.shape[1]))
+        return cv2.resize(image, (self.thumbnail_width, height), interpolation=cv2.INTER_AREA)
+
+
+def difference_maps(model, moments: Sequence[Moment]) -> list[dict | None]:
+    """Crop X, prediction X^ and |X^ - X| of each moment's worst object (values on [-1, 1])."""
+    with_cubes = [m for m in moments if m.cube is not None]
+    if not with_cubes:
+        return [None] * len(moments)
+    target, prediction = model.predict_middle(np.stack([m.cube for m in with_cubes]))
+    maps = iter({"crop": t, "prediction": p, "difference": np.abs(p - t)} for t, p in zip(target, prediction))
+    return [next(maps) if m.cube is not None else None for m in moments]
 
 
 # -- pictures ------------------------------------------------------------------------------------
@@ -172,9 +251,7 @@ def write_report(path: str | Path, info: dict, raw: np.ndarray, scores: np.ndarr
     page = ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>seqvad detect: {_e(info.get('input', ''))}</title><style>{STYLE}</style></head>"
             "<body>\n" + "\n".join(body) + "\n</body></html>\n")
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(page, encoding="utf-8")
-    os.replace(tmp, path)
+    write_bytes(path, page.encode("utf-8"))
     return path
 
 

@@ -1,0 +1,172 @@
+"""On-disk formats of checkpoints and model files, and their safe loaders.
+
+Two kinds of file hold a trained model:
+
+* a **checkpoint** (``RUN/checkpoints/phaseK.pt``, ``last.pt``), written by the trainer: the
+  model's weights, the resolved config, the cube geometry and, for ``last.pt``, everything a
+  resume needs (optimiser, RNG states, position);
+* a **model file** (``RUN/model.pt``, :meth:`seqvad.api.Detector.save`): weights, config,
+  error statistics, alarm threshold and the optional motion-context model, for inference.
+
+Both hold only tensors and plain Python data, and both are read with
+``torch.load(weights_only=True)``: loading a file never runs code from it.  Numpy arrays (the
+context model's) are stored as tensors and turned back into arrays on load.  Model files
+written before that (numpy arrays pickled as such) still load: numpy's array reconstruction
+is the only thing the loader allows beyond weights.
+
+Nothing here imports the trainer: inference (``api``, ``stream``) reads models through this
+module only.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from seqvad import __version__
+from seqvad.atomic import write_bytes
+from seqvad.errors import DataError
+
+CHECKPOINT_FORMAT = 1
+MODEL_FORMAT = "seqvad-model"
+MODEL_FORMAT_VERSION = 1
+
+
+def _save(state: Mapping[str, Any], path: str | os.PathLike) -> None:
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(dict(state), buffer)
+    write_bytes(Path(path), buffer.getvalue())
+
+
+def _numpy_globals() -> list:
+    """What unpickling a plain numpy array needs (no code of the file's choosing runs)."""
+    try:
+        from numpy._core.multiarray import _reconstruct, scalar
+    except ImportError:  # numpy < 2
+        from numpy.core.multiarray import _reconstruct, scalar
+    dtypes = {type(np.dtype(t)) for t in (np.float16, np.float32, np.float64, np.int8, np.int16, np.int32,
+                                           np.int64, np.uint8, np.uint16, np.uint32, np.uint64, np.bool_)}
+    return [_reconstruct, scalar, np.ndarray, np.dtype, *dtypes]
+
+
+def _load_weights_only(path: Path, map_location: Any = "cpu", allow_numpy: bool = False) -> Any:
+    import torch
+
+    if not allow_numpy:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception:  # an older file holding numpy arrays: allow numpy's reconstruction only
+        with torch.serialization.safe_globals(_numpy_globals()):
+            return torch.load(path, map_location=map_location, weights_only=True)
+
+
+# -- checkpoints (the trainer's) ---------------------------------------------------------------
+
+def save_checkpoint(state: dict[str, Any], path: Path) -> None:
+    """Write a checkpoint atomically (readers see the old file or the new one)."""
+    _save(state, path)
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
+    """Read a seqvad checkpoint; DataError if it is missing, corrupt or of another format."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: checkpoint file does not exist")
+    try:
+        # weights_only: checkpoints hold only tensors and plain Python data (no pickled code).
+        state = _load_weights_only(path, map_location)
+    except Exception as exc:  # torch raises many types for truncated or foreign files
+        raise DataError(f"{path}: not a readable checkpoint (corrupt or truncated?): "
+                        f"{type(exc).__name__}") from None
+    if not isinstance(state, dict) or "format" not in state or "model" not in state:
+        raise DataError(f"{path}: not a seqvad checkpoint")
+    if state["format"] != CHECKPOINT_FORMAT:
+        raise DataError(f"{path}: checkpoint format {state['format']} (seqvad "
+                        f"{state.get('seqvad_version', '?')}) cannot be read by seqvad {__version__} "
+                        f"(format {CHECKPOINT_FORMAT})")
+    return state
+
+
+def load_model(path: str | os.PathLike, map_location: Any = "cpu"):
+    """Load a trained model from ``phase{k}.pt`` or ``last.pt``: ``(model in eval mode, config, info)``.
+
+    ``info`` holds the cube geometry (``window``, ``channels``, ``size``) and, for phase
+    checkpoints, the phase (1-based ``phase``, ``name``, ``tasks``, final ``losses``).
+    """
+    import torch
+
+    from seqvad.model import build_model
+
+    state = load_checkpoint(path, map_location)
+    geometry = state["cube_geometry"]
+    model = build_model(state["config"]["model"], geometry["channels"],
+                        window=geometry["window"], size=geometry["size"])
+    model.load_state_dict(state["model"])
+    model.to(map_location if isinstance(map_location, (str, torch.device)) else "cpu").eval()
+    info = {**geometry, **state.get("info", {}), "kind": state.get("kind"),
+            "seqvad_version": state.get("seqvad_version")}
+    return model, state["config"], info
+
+
+# -- model files (the API's) --------------------------------------------------------------------
+
+def _arrays_to_tensors(value: Any) -> Any:
+    import torch
+
+    if isinstance(value, np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(value))
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Mapping):
+        return {k: _arrays_to_tensors(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_arrays_to_tensors(v) for v in value)
+    return value
+
+
+def _tensors_to_arrays(value: Any) -> Any:
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        return value.cpu().numpy()
+    if isinstance(value, Mapping):
+        return {k: _tensors_to_arrays(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_tensors_to_arrays(v) for v in value)
+    return value
+
+
+def save_model_file(path: str | os.PathLike, payload: Mapping[str, Any]) -> Path:
+    """Write a model file: ``payload`` (``config``, ``state_dict``, ``stats``, ``threshold``,
+    ``phase_info``, ``context``, ``channels``) with the format header, numpy arrays as tensors."""
+    path = Path(path)
+    state = {"format": MODEL_FORMAT, "format_version": MODEL_FORMAT_VERSION, "seqvad_version": __version__,
+             **{k: (v if k == "state_dict" else _arrays_to_tensors(v)) for k, v in payload.items()}}
+    _save(state, path)
+    return path
+
+
+def read_model_file(path: str | os.PathLike) -> dict[str, Any]:
+    """The payload of a model file (weights-only load), checked; the context state as numpy arrays."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: model file does not exist")
+    try:
+        payload = _load_weights_only(path, "cpu", allow_numpy=True)
+    except Exception as exc:  # torch raises many types for damaged files
+        raise DataError(f"{path}: not a readable seqvad model file ({type(exc).__name__})") from None
+    if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
+        raise DataError(f"{path}: not a seqvad model file (train one with `seqvad train`)")
+    if payload.get("format_version") != MODEL_FORMAT_VERSION:
+        raise DataError(f"{path}: model file format {payload.get('format_version')} is not supported by "
+                        f"seqvad {__version__} (expects {MODEL_FORMAT_VERSION}); retrain or upgrade")
+    if payload.get("context") is not None:
+        payload["context"] = _tensors_to_arrays(payload["context"])
+    return payload

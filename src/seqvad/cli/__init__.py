@@ -1,0 +1,52 @@
+"""The ``seqvad`` command line: demo | datasets | prepare | train | evaluate | detect | experiment.
+
+One module per command (``datasets``, ``prepare``, ``train``, ``evaluate``, ``detect``, ``demo`` and
+``experiment``), the shared options in :mod:`seqvad.cli.options`.  Heavy modules (torch,
+onnxruntime) are imported inside the commands so that ``--help`` is instant.  Every
+:class:`~seqvad.errors.SeqvadError` becomes one line on stderr and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from seqvad import __version__
+from seqvad.cli.datasets import add_datasets
+from seqvad.cli.detect import add_detect
+from seqvad.cli.evaluate import add_evaluate
+from seqvad.cli.experiment import add_demo, add_experiment
+from seqvad.cli.options import apply_overrides, config_from_args  # noqa: F401  (public)
+from seqvad.cli.prepare import add_prepare
+from seqvad.cli.train import add_train
+from seqvad.errors import SeqvadError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="seqvad",
+        description="Video anomaly detection by sequentially learning multiple pretext tasks (ICCV 2023).")
+    parser.add_argument("--version", action="version", version=f"seqvad {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    add_demo(sub)
+    add_datasets(sub)
+    add_prepare(sub)
+    add_train(sub)
+    add_evaluate(sub)
+    add_detect(sub)
+    add_experiment(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except SeqvadError as exc:
+        print(f"seqvad: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("seqvad: interrupted", file=sys.stderr)
+        return 130

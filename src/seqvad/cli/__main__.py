@@ -1,0 +1,7 @@
+"""``python -m seqvad.cli``: the ``seqvad`` command."""
+
+import sys
+
+from seqvad.cli import main
+
+sys.exit(main())

@@ -1,0 +1,51 @@
+"""``yolox+motion``: YOLOX boxes plus the motion boxes that no YOLOX box already covers
+(objects of classes COCO lacks, and people too small for YOLOX)."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from seqvad.objects.detectors.base import Detector, register
+from seqvad.objects.detectors.boxes import merge_boxes
+from seqvad.objects.detectors.motion import MotionDetector, build_motion
+from seqvad.objects.detectors.yolox import YoloxDetector, build_yolox
+
+
+@register
+class CombinedDetector(Detector):
+    """An appearance detector plus a motion detector (objects of classes the detector misses)."""
+
+    name = "yolox+motion"
+
+    @classmethod
+    def from_config(cls, detector_cfg, video_name=None, boxes=None, threads=None) -> "CombinedDetector":
+        return cls(build_yolox(detector_cfg.get("yolox", {}), threads), build_motion(detector_cfg.get("motion", {})),
+                   detector_cfg.get("merge_iou", 0.3))
+
+    @classmethod
+    def cache_fields(cls, detector_cfg, boxes_file=None) -> dict:
+        return {**YoloxDetector.cache_fields(detector_cfg), **MotionDetector.cache_fields(detector_cfg),
+                "merge_iou": detector_cfg.get("merge_iou")}
+
+    def __init__(self, detector: Detector, motion: MotionDetector, merge_iou: float = 0.3):
+        self.detector, self.motion, self.merge_iou = detector, motion, float(merge_iou)
+        self.chunk = detector.chunk
+        self.group_multiple = detector.group_multiple
+
+    @property
+    def warms_up(self) -> bool:
+        return self.motion.warms_up
+
+    def reset(self) -> None:
+        self.detector.reset()
+        self.motion.reset()
+
+    def warm_up(self, video) -> None:
+        self.motion.warm_up(video)
+
+    def detect(self, frames: Sequence[np.ndarray]) -> list[np.ndarray]:
+        # one pass over the video (detect_video): each frame is decoded once for both
+        return [merge_boxes(d, m, self.merge_iou)
+                for d, m in zip(self.detector.detect(frames), self.motion.detect(frames))]

@@ -1,0 +1,240 @@
+"""YOLOX-Nano (COCO-80), bundled in ``seqvad/assets``, run by onnxruntime on the CPU."""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import cv2
+import numpy as np
+
+from seqvad.errors import ConfigError, DataError
+from seqvad.objects.detectors.base import Detector, default_threads, file_sha256, register
+from seqvad.objects.detectors.boxes import empty_boxes, finalize_boxes
+
+# yolox settings that change speed, not boxes: left out of the cache key
+SPEED_ONLY_KEYS = ("batch", "threads")
+
+COCO_CLASSES = (
+    "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat",
+    "traffic light", "fire hydrant", "stop sign", "parking meter", "bench", "bird", "cat", "dog",
+    "horse", "sheep", "cow", "elephant", "bear", "zebra", "giraffe", "backpack", "umbrella",
+    "handbag", "tie", "suitcase", "frisbee", "skis", "snowboard", "sports ball", "kite",
+    "baseball bat", "baseball glove", "skateboard", "surfboard", "tennis racket", "bottle",
+    "wine glass", "cup", "fork", "knife", "spoon", "bowl", "banana", "apple", "sandwich", "orange",
+    "broccoli", "carrot", "hot dog", "pizza", "donut", "cake", "chair", "couch", "potted plant",
+    "bed", "dining table", "toilet", "tv", "laptop", "mouse", "remote", "keyboard", "cell phone",
+    "microwave", "oven", "toaster", "sink", "refrigerator", "book", "clock", "vase", "scissors",
+    "teddy bear", "hair drier", "toothbrush",
+)
+
+
+
+# Default YOLOX input [width, height] and keyframe stride, chosen on the Ped2 TRAINING split only
+# (`benchmarks/detect.py --size-sweep`, results/detect_ped2.json "input_size_selection"): recall
+# of ped2_bboxes_train.npy at IoU 0.3, yolox+motion, and CPU ms per network frame on one core:
+#   416x288 0.865 22.5 | 480x320 0.891 24.6 | 544x384 0.928 35.8 | 576x384 0.930 37.0
+#   640x416 0.942 44.2 | 832x576 0.980 79.8
+# With stride 2 (recall -0.001) the network's cost per video frame halves: 576x384 is the
+# largest input whose whole yolox+motion pipeline keeps >= 60 frames/s on 2 cores with a
+# margin (640x416 would leave < 10%); it is exactly 1.6x a 360x240 frame (no padding).
+DEFAULT_INPUT_SIZE = (576, 384)
+DEFAULT_STRIDE = 2
+
+
+def bundled_model_path() -> Path:
+    """YOLOX-Nano shipped as package data (``seqvad/assets``; origin and licence beside it)."""
+    return Path(__file__).resolve().parents[2] / "assets" / "yolox_nano.onnx"
+
+
+@functools.lru_cache(maxsize=8)
+def _model_bytes(path: str, mtime_ns: int, width: int, height: int, symbolic_batch: bool) -> bytes:
+    """The ONNX model re-shaped for a ``width x height`` input (cached: parsing costs ~50 ms).
+
+    onnxruntime refuses inputs whose shape differs from the graph's declared dims, so the
+    dims are edited with the ``onnx`` package: stale ``value_info`` shapes are removed, the
+    input gets the new H and W, outputs become symbolic.  For batching, the three
+    ``Reshape`` targets ``[1, 85, -1]`` baked into the export become ``[0, 85, -1]``
+    (0 = copy the batch dim).
+    """
+    data = Path(path).read_bytes()
+    try:
+        import onnx
+        from onnx import numpy_helper
+    except ImportError:  # pragma: no cover - onnx ships with the dev requirements
+        raise ConfigError("detector.yolox.input_size: changing the YOLOX input size needs the "
+                          "'onnx' package (pip install onnx)") from None
+    try:
+        model = onnx.load_from_string(data)
+        inputs = model.graph.input[0].type.tensor_type.shape.dim
+        if len(inputs) != 4 or len(model.graph.output) != 1:
+            raise ValueError("expected one NCHW input and one output")
+    except Exception as exc:  # protobuf raises its own DecodeError
+        raise DataError(f"{path}: not a valid YOLOX ONNX model ({type(exc).__name__}: {exc})") from None
+    if (inputs[2].dim_value, inputs[3].dim_value, inputs[0].dim_value) == (height, width, 1) and not symbolic_batch:
+        return data
+    del model.graph.value_info[:]
+    inputs[2].dim_value, inputs[3].dim_value = height, width
+    if symbolic_batch:
+        inputs[0].dim_param = "batch"
+        reshape_targets = {node.input[1] for node in model.graph.node if node.op_type == "Reshape"}
+        for init in model.graph.initializer:
+            if init.name in reshape_targets:
+                target = numpy_helper.to_array(init).copy()
+                if target.ndim == 1 and target[0] == 1:
+                    target[0] = 0
+                    init.CopyFrom(numpy_helper.from_array(target, init.name))
+    for k, dim in enumerate(model.graph.output[0].type.tensor_type.shape.dim):
+        dim.dim_param = f"out{k}"
+    return model.SerializeToString()
+
+
+def letterbox(frame: np.ndarray, width: int, height: int) -> tuple[np.ndarray, float]:
+    """YOLOX preprocessing: BGR, 0..255, resized into the top-left of a 114-grey canvas."""
+    if frame.ndim == 2 or frame.shape[2] == 1:
+        frame = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
+    h, w = frame.shape[:2]
+    r = min(height / h, width / w)
+    new_w, new_h = max(1, int(round(w * r))), max(1, int(round(h * r)))
+    canvas = np.full((height, width, 3), 114, np.uint8)
+    canvas[:new_h, :new_w] = cv2.resize(frame, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+    return canvas, r
+
+
+@register
+class YoloxDetector(Detector):
+    """YOLOX-Nano (COCO-80) with onnxruntime on the CPU.
+
+    ``input_size`` is ``[width, height]``, each a multiple of 32; a frame is scaled by
+    ``min(height/h, width/w)`` into it, so an input with the frame's aspect ratio wastes
+    nothing on padding.  ``batch`` frames go through one ``run`` call.
+
+    ``stride`` k > 1 runs the network on every k-th frame of a video only (frames 0, k, 2k, ...
+    counted since ``reset``) and gives the frames in between the boxes of the last such
+    keyframe.  Boxes are then at most k-1 frames old; people move a few pixels per frame,
+    and the motion detector of ``yolox+motion`` still looks at every frame.  On the Ped2
+    training split, recall of the reference boxes at IoU 0.3 moved by -0.001 at k=2 (copying
+    beat extrapolating each box with its velocity from the last two keyframes: -0.003).
+    The result does not depend on how frames are grouped into ``detect`` calls.
+    """
+
+    name = "yolox"
+    STRIDES = (8, 16, 32)
+
+    @classmethod
+    def from_config(cls, detector_cfg, video_name=None, boxes=None, threads=None) -> "YoloxDetector":
+        return build_yolox(detector_cfg.get("yolox", {}), threads)
+
+    @classmethod
+    def cache_fields(cls, detector_cfg, boxes_file=None) -> dict:
+        """The yolox settings (less those that change speed only) and the model file's content."""
+        yolox = dict(detector_cfg.get("yolox") or {})
+        model = Path(yolox.get("model") or bundled_model_path())
+        return {"yolox": {k: v for k, v in yolox.items() if k not in SPEED_ONLY_KEYS},
+                "model_sha256": file_sha256(model) if model.is_file() else str(model)}
+
+    def __init__(self, model_path: str | os.PathLike | None = None, input_size: Sequence[int] = DEFAULT_INPUT_SIZE,
+                 score_threshold: float = 0.25, nms_iou: float = 0.45,
+                 classes: Sequence[str] | None = ("person",), min_area: float = 0.0,
+                 batch: int = 1, threads: int | None = None, stride: int = 1):
+        import onnxruntime as ort
+
+        self.model_path = Path(model_path) if model_path else bundled_model_path()
+        self.width, self.height = (int(v) for v in input_size)
+        if self.width <= 0 or self.height <= 0 or self.width % 32 or self.height % 32:
+            raise ConfigError(f"detector.yolox.input_size: {list(input_size)} must be two positive "
+                              "multiples of 32 ([width, height])")
+        unknown = [c for c in (classes or []) if c not in COCO_CLASSES]
+        if unknown:
+            raise ConfigError(f"detector.yolox.classes: unknown COCO class name(s) {unknown}")
+        self.class_ids = np.array([COCO_CLASSES.index(c) for c in classes] if classes else
+                                  range(len(COCO_CLASSES)), np.int64)
+        self.score_threshold, self.nms_iou, self.min_area = float(score_threshold), float(nms_iou), float(min_area)
+        self.batch, self.stride = max(1, int(batch)), int(stride)
+        if self.stride < 1:
+            raise ConfigError(f"detector.yolox.stride: {stride!r} must be a positive integer")
+        self.chunk = self.batch * self.stride  # one full network batch of keyframes per call
+        self.group_multiple = self.chunk  # streaming keeps the calls aligned: the same boxes as batch
+        self.reset()
+        if not self.model_path.is_file():
+            raise DataError(f"{self.model_path}: YOLOX model file does not exist")
+        model = _model_bytes(str(self.model_path), self.model_path.stat().st_mtime_ns,
+                             self.width, self.height, self.batch > 1)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = int(threads) if threads else default_threads()
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3  # onnxruntime warns about unused initializers otherwise
+        # idle threads sleep instead of spinning: on a shared or busy CPU spinning threads
+        # steal the cores the working ones need (measured 2x slower with 2 threads under load)
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        try:
+            self.session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+        except Exception as exc:
+            raise DataError(f"{self.model_path}: onnxruntime cannot load this model ({exc})") from None
+        self.input_name = self.session.get_inputs()[0].name
+        self.grid, self.anchor_stride = self._grid()
+
+    def _grid(self) -> tuple[np.ndarray, np.ndarray]:
+        grids, strides = [], []
+        for s in self.STRIDES:
+            xs, ys = np.meshgrid(np.arange(self.width // s), np.arange(self.height // s))
+            grids.append(np.stack([xs.ravel(), ys.ravel()], axis=1))
+            strides.append(np.full((grids[-1].shape[0], 1), s))
+        return np.concatenate(grids).astype(np.float32), np.concatenate(strides).astype(np.float32)
+
+    def reset(self) -> None:
+        self._seen = 0  # frames of the current video so far: decides which are keyframes
+        self._last = empty_boxes()  # boxes of the latest keyframe
+
+    def detect(self, frames: Sequence[np.ndarray]) -> list[np.ndarray]:
+        keys = [i for i in range(len(frames)) if (self._seen + i) % self.stride == 0]
+        found = dict(zip(keys, self._run([frames[i] for i in keys])))
+        out: list[np.ndarray] = []
+        for i in range(len(frames)):
+            self._last = found.get(i, self._last)
+            out.append(self._last.copy())
+        self._seen += len(frames)
+        return out
+
+    def _run(self, frames: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """The network's boxes of every frame given."""
+        out: list[np.ndarray] = []
+        for start in range(0, len(frames), self.batch):
+            chunk = frames[start:start + self.batch]
+            canvases, ratios = zip(*(letterbox(f, self.width, self.height) for f in chunk))
+            blob = np.stack(canvases).transpose(0, 3, 1, 2).astype(np.float32)
+            raw = self.session.run(None, {self.input_name: blob})[0]
+            if raw.shape[1] != len(self.grid):
+                raise DataError(f"{self.model_path}: model output has {raw.shape[1]} anchors, expected "
+                                f"{len(self.grid)} for input {self.width}x{self.height}")
+            for pred, r, frame in zip(raw, ratios, chunk):
+                out.append(self._decode(pred, r, frame.shape[0], frame.shape[1]))
+        return out
+
+    def _decode(self, pred: np.ndarray, ratio: float, height: int, width: int) -> np.ndarray:
+        class_scores = pred[:, 5:][:, self.class_ids] * pred[:, 4:5]
+        best = class_scores.argmax(axis=1)
+        score = class_scores[np.arange(len(best)), best]
+        keep = score >= self.score_threshold
+        if not keep.any():
+            return empty_boxes()
+        p, score, cls = pred[keep], score[keep], self.class_ids[best[keep]]
+        centre = (p[:, :2] + self.grid[keep]) * self.anchor_stride[keep]
+        size = np.exp(p[:, 2:4]) * self.anchor_stride[keep]
+        xywh = np.hstack([centre - size / 2, size]) / ratio
+        # class-agnostic NMS: one box per object, even when two classes fire on it (cart as car + truck)
+        picked = np.asarray(cv2.dnn.NMSBoxes(xywh.tolist(), score.tolist(), self.score_threshold,
+                                             self.nms_iou), np.int64).ravel()
+        xywh, score, cls = xywh[picked], score[picked], cls[picked]
+        boxes = np.hstack([xywh[:, :2], xywh[:, :2] + xywh[:, 2:], score[:, None], cls[:, None]])
+        return finalize_boxes(boxes, height, width, self.min_area)
+
+
+def build_yolox(cfg: Mapping[str, Any], threads: int | None = None) -> YoloxDetector:
+    return YoloxDetector(model_path=cfg.get("model"), input_size=cfg.get("input_size", DEFAULT_INPUT_SIZE),
+                         score_threshold=cfg.get("score_threshold", 0.25), nms_iou=cfg.get("nms_iou", 0.45),
+                         classes=cfg.get("classes"), min_area=cfg.get("min_area", 0),
+                         batch=cfg.get("batch", 1), threads=threads if threads else cfg.get("threads"),
+                         stride=cfg.get("stride", DEFAULT_STRIDE))

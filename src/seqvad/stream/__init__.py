@@ -1,0 +1,52 @@
+"""Streaming detection (``seqvad detect MODEL INPUT [--out DIR]``): frames in, scores and files out.
+
+Frames flow through the same stages as batch scoring (:meth:`seqvad.api.Detector.score`), one
+frame at a time and in bounded memory::
+
+    source -> boxes (model's detector) -> 9-frame cubes -> prediction error -> frame score -> median
+    decode    groups of ``group`` frames   ring buffer of      object errors     max per frame  filter
+                                           2T+1 frames
+
+Latencies: the cubes of frame t need frame t+T (T = 4), and the median filter (window 17) needs
+the raw scores of t+8, so frame t's smoothed score is known once frame t+12 (plus the open
+detection group) has arrived.  At the end of the stream the last frames are finished with the
+borders clamped exactly as the batch code does (``extract_cubes`` repeats the last frame,
+``median_filter(mode='nearest')`` repeats the last score), so streaming equals batch.  Memory:
+at most ``group + T + 8`` frames are held, plus 16 bytes per frame for the report's timeline.
+
+The motion detector's warm-up (``detector.motion.warmup`` frames spread over the whole video)
+reads ahead in files and folders exactly as batch scoring does; a camera or stream cannot be read
+ahead, so there the background model learns from the first frames instead.
+
+Modules: :mod:`.sources` (inputs), :mod:`.scorer` (the streaming scorer), :mod:`.outputs` (CSV and
+video files), :mod:`.annotate` (drawing), :mod:`.report` (top moments, HTML report), :mod:`.run` (the
+loop with its Ctrl-C handling).  Nothing here imports the trainer or the run-folder pipeline: the
+model is a trained :class:`seqvad.api.Detector`, used through its public methods.
+
+Outputs (``OUT/``): ``annotated.mp4`` (or ``.avi``), ``scores.csv``, ``objects.csv`` and
+``report.html``.  Rows are flushed as whole lines every ``flush_every`` frames and the video
+writer is released in a ``finally`` block, so a stream that stops half-way leaves valid files.
+
+Python use::
+
+    from seqvad.api import Detector
+    from seqvad.stream import open_source, stream_scores
+
+    model = Detector.load("RUN/model.pt")
+    source = open_source("new_video.mp4")
+    for result in stream_scores(model, source.frames, warmup_video=source.video):
+        print(result.index, result.raw, result.score)
+"""
+
+
+from seqvad.stream.annotate import Annotator, score_colour
+from seqvad.stream.outputs import CsvLog, DetectionOutputs, VideoOut
+from seqvad.stream.report import Moment, MomentKeeper, difference_maps, write_report
+from seqvad.stream.run import DetectResult, default_out_dir, run_detection
+from seqvad.stream.scorer import ScoredFrame, StageTimes, StreamScorer, detection_group, prime_detector, stream_scores
+from seqvad.stream.sources import DEFAULT_FPS, GuardedFrames, Source, open_source
+
+__all__ = ["Annotator", "CsvLog", "DEFAULT_FPS", "DetectResult", "DetectionOutputs", "GuardedFrames", "Moment",
+           "MomentKeeper", "ScoredFrame", "Source", "StageTimes", "StreamScorer", "VideoOut", "default_out_dir",
+           "detection_group", "difference_maps", "open_source", "prime_detector", "run_detection", "score_colour",
+           "stream_scores", "write_report"]

@@ -1,0 +1,148 @@
+"""The run: a source through the streaming scorer into the outputs and the report, stopping cleanly
+on a broken source or a first Ctrl-C (a second one interrupts at once)."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from seqvad.errors import DataError
+from seqvad.objects.detectors import build_detector
+from seqvad.stream.outputs import DetectionOutputs
+from seqvad.stream.report import difference_maps, write_report
+from seqvad.stream.scorer import StreamScorer
+from seqvad.stream.sources import DEFAULT_FPS, GuardedFrames, Source
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DetectResult:
+    out_dir: Path
+    frames: int
+    alarms: int
+    threshold: float | None
+    files: dict[str, Path]
+    timings: dict[str, float]
+    stopped: str | None = None  # why the stream ended early, if it did
+    raw: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    scores: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+
+def default_out_dir(source_name: str) -> Path:
+    return Path(f"detect-{source_name}")
+
+
+def run_detection(model, source: Source, out_dir: str | Path | None = None, threshold: float | None = None,
+                  top_k: int = 5, write_video: bool = True, box_detector=None, max_frames: int | None = None,
+                  progress: bool = False, model_label: str = "", stop_on_sigint: bool = False) -> DetectResult:
+    """Stream ``source`` through ``model`` (a trained :class:`seqvad.api.Detector`) into ``out_dir``.
+
+    ``threshold`` defaults to the model's (a high quantile of its training frame scores).  When the
+    source breaks mid-way, the frames that arrived are finished and written, the report is
+    written, and a :class:`DataError` naming the source and the frame count is raised.
+    """
+    out_dir = Path(out_dir) if out_dir else default_out_dir(source.name)
+    threshold = model.threshold if threshold is None else float(threshold)
+    fps = float(source.fps or DEFAULT_FPS)
+    frames = GuardedFrames(source.frames, max_frames)
+    started = time.perf_counter()
+    try:
+        if box_detector is None:
+            box_detector = build_detector(model.config["detector"], video_name=source.name)
+        warmup_video = source.video if getattr(box_detector, "warms_up", False) else None
+        scorer = StreamScorer(model, box_detector, warmup_video, video_name=source.name)
+        warmup_seconds = time.perf_counter() - started
+        outputs = DetectionOutputs(out_dir, threshold, fps, top_k, write_video)
+    except BaseException:
+        source.close()  # a camera stays busy until released
+        raise
+    bar = _progress_bar(progress, max_frames or source.length or source.claimed_length)
+    restore_sigint = _stop_on_sigint(frames) if stop_on_sigint else None
+    finished = False
+    try:
+        for frame in frames:
+            for item in scorer.push(frame):
+                outputs.add(item)
+            bar.update(1)
+        for item in scorer.finish():
+            outputs.add(item)
+        finished = True
+    finally:
+        if restore_sigint:
+            restore_sigint()
+        bar.close()
+        outputs.close()
+        source.close()
+        wall = time.perf_counter() - started
+        timings = {"decode": round(frames.decode_seconds, 4), **scorer.times.as_dict(),
+                   "write": round(outputs.write_seconds, 4), "warmup": round(warmup_seconds, 4),
+                   "wall": round(wall, 4), "frames": frames.count,
+                   "fps": round(frames.count / wall, 2) if wall > 0 else 0.0}
+        stopped = _stop_reason(frames, source, finished)
+        _write_report_safely(model, outputs, source, threshold, fps, timings, stopped, model_label)
+    if frames.error is not None:
+        raise DataError(f"{source.name}: the stream stopped after {frames.count} frames "
+                        f"({type(frames.error).__name__}: {frames.error}); outputs up to there are in {out_dir}")
+    return DetectResult(out_dir, len(outputs.scores), outputs.alarms, threshold, outputs.files(), timings,
+                        stopped, np.asarray(outputs.raw), np.asarray(outputs.scores))
+
+
+def _stop_reason(frames: GuardedFrames, source: Source, finished: bool) -> str | None:
+    if not finished:
+        return f"stopped by an error after {frames.count} frames"
+    if frames.error is not None:
+        return f"the source failed after {frames.count} frames ({type(frames.error).__name__}: {frames.error})"
+    if frames.stop_requested:
+        return f"stopped on request (Ctrl-C) after {frames.count} frames"
+    if source.claimed_length and frames.count < source.claimed_length and frames.max_frames is None:
+        return f"the file claims {source.claimed_length} frames but only {frames.count} decode (truncated?)"
+    return None
+
+
+def _write_report_safely(model, outputs: DetectionOutputs, source: Source, threshold, fps, timings, stopped,
+                         model_label: str) -> None:
+    """The report, with whatever exists; a failure here must not hide the run's own error."""
+    try:
+        moments = outputs.moments.moments  # highest score first
+        try:
+            maps = difference_maps(model, moments)
+        except Exception as exc:  # the model itself may be what failed
+            log.warning("difference maps skipped: %s", exc)
+            maps = [None] * len(moments)
+        info = {"input": source.name, "model": model_label, "frames": len(outputs.scores), "fps": fps,
+                "threshold": threshold, "alarms": outputs.alarms, "timings": timings, "stopped": stopped,
+                "detector": model.config["detector"].get("name")}
+        write_report(outputs.out_dir / "report.html", info, np.asarray(outputs.raw),
+                                 np.asarray(outputs.scores), threshold, moments, maps)
+    except Exception as exc:
+        log.error("%s: report not written (%s: %s)", outputs.out_dir / "report.html", type(exc).__name__, exc)
+
+
+def _progress_bar(enabled: bool, total: int | None):
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="frame", desc="detect", disable=not enabled, file=sys.stderr)
+
+
+def _stop_on_sigint(frames: GuardedFrames) -> Callable[[], None] | None:
+    """First Ctrl-C: stop reading and finish the outputs; a second one interrupts at once."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    previous = signal.getsignal(signal.SIGINT)
+
+    def handler(signum, stack):
+        frames.stop_requested = True
+        signal.signal(signal.SIGINT, previous)
+        print("\nseqvad: stopping after the current frames (Ctrl-C again to abort)", file=sys.stderr)
+
+    signal.signal(signal.SIGINT, handler)
+    return lambda: signal.signal(signal.SIGINT, previous)

@@ -1,0 +1,229 @@
+"""The streaming scorer: frames in (``push``), scored frames out once their smoothed score is known.
+
+It runs the stages of batch scoring (:meth:`seqvad.api.Detector.score`) one frame group at a
+time, with the borders clamped exactly as the batch code clamps them, so streaming equals batch.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Iterable, Iterator
+
+import numpy as np
+
+from seqvad.config import cube_geometry, section
+from seqvad.errors import ConfigError
+from seqvad.objects.cubes import convert_channels, extract_cubes, window_indices
+from seqvad.objects.detectors import build_detector, seed_opencv_rng
+
+
+@dataclass
+class ScoredFrame:
+    """One frame with everything detection found in it."""
+
+    index: int
+    frame: np.ndarray  # as decoded, (H, W, C) uint8
+    boxes: np.ndarray  # (k, 6): x1, y1, x2, y2, detector score, class
+    object_scores: np.ndarray  # (k,) prediction error of each box (normalised when the config says so)
+    raw: float  # max object score, 0 without objects
+    score: float = 0.0  # median-filtered raw scores
+    worst_cube: np.ndarray | None = None  # (2T+1, C, S, S) uint8 cube of the highest-scoring object
+
+
+@dataclass
+class StageTimes:
+    """Seconds spent in each stage (decode and write are measured by the caller)."""
+
+    detect: float = 0.0
+    crop: float = 0.0
+    model: float = 0.0
+    smooth: float = 0.0
+
+    def as_dict(self) -> dict[str, float]:
+        return {k: round(v, 4) for k, v in self.__dict__.items()}
+
+
+def detection_group(box_detector, frames: int = 8) -> int:
+    """Frames handed to the box detector (and then the model) at once: about ``frames``.
+
+    YOLOX runs ``detector.yolox.batch`` frames per call, counted from the video's first frame,
+    and batch scoring chunks a video the same way; a group that is a multiple of the detector's
+    ``group_multiple`` keeps the calls aligned, so streaming finds the same boxes.  Motion and
+    precomputed boxes do not depend on the grouping (``group_multiple`` 1).
+    """
+    multiple = max(1, int(getattr(box_detector, "group_multiple", 1)))
+    return multiple * max(1, -(-frames // multiple))
+
+
+def prime_detector(box_detector, video) -> None:
+    """Reset, then warm up (the motion model) as ``detect_video`` does (files and folders only)."""
+    box_detector.reset()
+    seed_opencv_rng()  # as Detector.object_cubes does: KNN background subtraction is random
+    if video is not None and getattr(box_detector, "warms_up", False):
+        box_detector.warm_up(video)
+
+
+class StreamScorer:
+    """Frames in (``push``), scored frames out, each as soon as its smoothed score is known.
+
+    ``model`` is a trained :class:`seqvad.api.Detector`; ``box_detector`` defaults to the one its
+    config names.  Memory holds at most ``group + T + median_window // 2`` frames.
+    """
+
+    def __init__(self, model, box_detector=None, warmup_video=None, video_name: str | None = None):
+        model.ready()  # trained, and its scoring modules imported now (scipy, sklearn: ~1 s), not mid-stream
+        geometry = cube_geometry(model.config)
+        self.model = model
+        self.window, self.size, self.channels = geometry["window"], geometry["size"], geometry["channels"]
+        median_window = int(section(model.config, "scoring")["median_window"])
+        if median_window > 1 and median_window % 2 == 0:
+            raise ConfigError(f"scoring.median_window={median_window}: the median window must be odd")
+        self.half = max(median_window, 1) // 2
+        self.boxes = box_detector or build_detector(model.config["detector"], video_name=video_name)
+        prime_detector(self.boxes, warmup_video)
+        self.group = detection_group(self.boxes)
+        self.times = StageTimes()
+        self._arrived = 0  # frames pushed
+        self._to_detect: list[np.ndarray] = []
+        self._converted: dict[int, np.ndarray] = {}  # ring buffer: the last 2T+1 frames for cropping
+        self._waiting_cubes: deque[ScoredFrame] = deque()  # boxes known, frame t+T not yet arrived
+        self._raw: dict[int, float] = {}  # the last median_window raw scores
+        self._empty_score = 0.0  # raw score of a frame without objects
+        self._waiting_smooth: deque[ScoredFrame] = deque()
+
+    # -- public -----------------------------------------------------------------------------
+    def push(self, frame: np.ndarray) -> list[ScoredFrame]:
+        """Add the next frame; returns the frames whose smoothed score became known."""
+        self._to_detect.append(np.asarray(frame))
+        self._arrived += 1
+        if len(self._to_detect) < self.group:
+            return []
+        return self._process_group(final_length=None)
+
+    def finish(self) -> list[ScoredFrame]:
+        """End of stream: score the frames still waiting, borders clamped as in batch scoring."""
+        return self._process_group(final_length=self._arrived)
+
+    # -- stages -----------------------------------------------------------------------------
+    def _process_group(self, final_length: int | None) -> list[ScoredFrame]:
+        ready = self._detect_group()
+        ready += self._drain_cubes(final_length) if final_length is not None else []
+        self._score(ready)
+        out: list[ScoredFrame] = []
+        started = time.perf_counter()
+        for item, _ in ready:
+            self._raw[item.index] = item.raw
+            self._waiting_smooth.append(item)
+            out += self._emit_smoothed(last_known=item.index, final_length=None)
+        if final_length is not None:
+            out += self._emit_smoothed(last_known=final_length - 1, final_length=final_length)
+        self.times.smooth += time.perf_counter() - started
+        return out
+
+    def _detect_group(self) -> list[tuple[ScoredFrame, np.ndarray]]:
+        """Boxes of the frames collected so far; returns the frames whose cubes could be cut."""
+        frames, self._to_detect = self._to_detect, []
+        if not frames:
+            return []
+        started = time.perf_counter()
+        boxes = self.boxes.detect(frames)
+        self.times.detect += time.perf_counter() - started
+        first = self._arrived - len(frames)
+        ready = []
+        for offset, (frame, frame_boxes) in enumerate(zip(frames, boxes)):
+            index = first + offset
+            ready += self._add_frame(ScoredFrame(index, frame, np.asarray(frame_boxes, np.float32),
+                                                 np.zeros(0), 0.0))
+        return ready
+
+    def _add_frame(self, item: ScoredFrame) -> list[tuple[ScoredFrame, np.ndarray]]:
+        started = time.perf_counter()
+        self._converted[item.index] = convert_channels(item.frame, self.channels)
+        self._converted.pop(item.index - 2 * self.window - 1, None)  # out of every future window
+        self._waiting_cubes.append(item)
+        ready = []
+        # frame t's window t-T..t+T is complete once frame t+T has arrived
+        while self._waiting_cubes and self._waiting_cubes[0].index + self.window <= item.index:
+            ready.append(self._cut(self._waiting_cubes.popleft(), last=item.index))
+        self.times.crop += time.perf_counter() - started
+        return ready
+
+    def _drain_cubes(self, final_length: int) -> list[tuple[ScoredFrame, np.ndarray]]:
+        started = time.perf_counter()
+        ready = [self._cut(item, last=final_length - 1) for item in self._waiting_cubes]
+        self._waiting_cubes.clear()
+        self.times.crop += time.perf_counter() - started
+        return ready
+
+    def _cut(self, item: ScoredFrame, last: int) -> tuple[ScoredFrame, np.ndarray]:
+        """The cubes of one frame, via ``extract_cubes`` on its 2T+1-frame window.
+
+        The window's indices are clamped to ``[0, last]`` here, so ``extract_cubes`` sees a
+        short video whose middle frame holds the boxes: the same crops as in batch scoring.
+        """
+        T = self.window
+        if len(item.boxes) == 0:
+            return item, np.zeros((0, 2 * T + 1, self.channels, self.size, self.size), np.uint8)
+        # window_indices clamps to [0, last] like batch extraction does at the video's borders
+        frames = [self._converted[i] for i in window_indices(item.index, T, last + 1).tolist()]
+        empty = np.zeros((0, 6), np.float32)
+        boxes = [empty] * T + [item.boxes] + [empty] * T
+        cubes, _ = extract_cubes(frames, boxes, window=T, size=self.size, channels=self.channels)
+        return item, cubes
+
+    def _score(self, ready: list[tuple[ScoredFrame, np.ndarray]]) -> None:
+        """Object errors of all ready frames in one model batch; raw frame score = their max."""
+        counts = [len(cubes) for _, cubes in ready]
+        if sum(counts):
+            started = time.perf_counter()
+            cubes = np.concatenate([c for _, c in ready if len(c)])
+            boxes = np.concatenate([item.boxes for item, c in ready if len(c)])
+            index = {key: boxes[:, column] for column, key in enumerate(("x1", "y1", "x2", "y2"))}
+            errors = self.model.object_scores(cubes, index)
+            self.times.model += time.perf_counter() - started
+        else:
+            errors = np.zeros(0)
+        # frames without objects get min(0, lowest object error): scoring.frame_scores takes the
+        # lowest of the whole video, which a stream cannot know yet, so the lowest so far stands
+        # in. Equal for errors >= 0 (mse, the default); minus PSNR is negative.
+        if len(errors):
+            self._empty_score = min(self._empty_score, float(errors.min()))
+        start = 0
+        for (item, frame_cubes), count in zip(ready, counts):
+            item.object_scores = errors[start:start + count]
+            item.raw = self._empty_score
+            if count:
+                worst = int(np.argmax(item.object_scores))
+                item.raw = float(item.object_scores[worst])
+                item.worst_cube = frame_cubes[worst].copy()
+            start += count
+
+    def _emit_smoothed(self, last_known: int, final_length: int | None) -> list[ScoredFrame]:
+        """Median of raw scores t-h..t+h for each waiting frame t whose window is known.
+
+        Indices are clamped to ``[0, N-1]``: scipy's ``median_filter(mode='nearest')``
+        repeats the edge scores the same way.
+        """
+        out = []
+        while self._waiting_smooth:
+            t = self._waiting_smooth[0].index
+            if final_length is None and t + self.half > last_known:
+                break
+            top = last_known if final_length is None else final_length - 1
+            values = [self._raw[min(max(i, 0), top)] for i in range(t - self.half, t + self.half + 1)]
+            item = self._waiting_smooth.popleft()
+            item.score = float(np.median(values))
+            out.append(item)
+            self._raw.pop(t - self.half, None)  # no later window reaches back this far
+        return out
+
+
+def stream_scores(model, frames: Iterable[np.ndarray], box_detector=None, warmup_video=None,
+                  video_name: str | None = None) -> Iterator[ScoredFrame]:
+    """Score ``frames`` in order; yields each :class:`ScoredFrame` once its smoothed score is known."""
+    scorer = StreamScorer(model, box_detector, warmup_video, video_name)
+    for frame in frames:
+        yield from scorer.push(frame)
+    yield from scorer.finish()

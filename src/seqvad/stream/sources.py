@@ -1,0 +1,123 @@
+"""Inputs of a stream: a video file, a frame folder, a camera index or a stream URL."""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+import cv2
+import numpy as np
+
+from seqvad.errors import DataError
+
+DEFAULT_FPS = 25.0  # for frame folders and cameras that do not report a rate
+
+
+@dataclass
+class Source:
+    """Frames of one input, read in order.
+
+    ``length`` is ``None`` for live sources; ``video`` is a random-access
+    :class:`~seqvad.data.videos.Video` of files and folders (the motion detector's warm-up
+    reads frames spread over the whole video, as batch scoring does), built on first use.
+    """
+
+    name: str
+    frames: Iterator[np.ndarray]
+    fps: float | None = None
+    length: int | None = None
+    claimed_length: int | None = None  # what a video container says it holds
+    open_video: Callable[[], object] | None = None
+    close: Callable[[], None] = lambda: None
+
+    @property
+    def video(self):
+        return self.open_video() if self.open_video is not None else None
+
+
+def open_source(spec: str | Path) -> Source:
+    """A video file, a frame folder, a camera index (``0``) or a stream URL (``rtsp://...``)."""
+    from seqvad.data.videos import Video
+
+    text = str(spec)
+    path = Path(text)
+    if path.is_dir():
+        video = Video.from_folder(path)  # DataError when it holds no images
+        return Source(path.name, (video.frame(i) for i in range(len(video))), video.fps, len(video),
+                      open_video=lambda: video)
+    if path.is_file():
+        capture = _open_capture(text, f"{path}: OpenCV cannot open this video file")
+        return _capture_source(capture, path.stem, text, lambda: Video.from_file(path))
+    if text.isdigit():
+        capture = _open_capture(int(text), f"camera {text}: cannot be opened (no such device, or busy)")
+        return _capture_source(capture, f"camera{text}", f"camera {text}", None)
+    if "://" in text:
+        capture = _open_capture(text, f"{text}: the stream cannot be opened")
+        return _capture_source(capture, _safe_name(text), text, None)
+    raise DataError(f"{text}: no such video file, frame folder, camera index or stream URL")
+
+
+def _open_capture(target, message: str) -> cv2.VideoCapture:
+    capture = cv2.VideoCapture(target)
+    if not capture.isOpened():
+        capture.release()
+        raise DataError(message)
+    return capture
+
+
+def _capture_source(capture: cv2.VideoCapture, name: str, label: str, open_video) -> Source:
+    """Read one frame up front, so that an input with no decodable frame fails before any output."""
+    ok, first = capture.read()
+    if not ok or first is None:
+        capture.release()
+        raise DataError(f"{label}: no frame can be decoded (unreadable, empty or truncated)")
+    fps = capture.get(cv2.CAP_PROP_FPS) or None
+    claimed = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0) if open_video is not None else 0
+
+    def frames() -> Iterator[np.ndarray]:
+        frame = first
+        while frame is not None:
+            yield frame if frame.ndim == 3 else frame[:, :, None]
+            ok, frame = capture.read()
+            if not ok:
+                frame = None
+
+    return Source(name, frames(), fps, None, claimed or None, open_video=open_video, close=capture.release)
+
+
+def _safe_name(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text.split("://", 1)[-1]).strip("_")[:60] or "stream"
+
+
+class GuardedFrames:
+    """Frames of a source that stop, instead of raising, when the source breaks or a stop is asked.
+
+    Frames that arrived before the failure are still scored and written; ``error`` keeps the
+    reason so the caller can report it after the outputs are complete.
+    """
+
+    def __init__(self, frames: Iterable[np.ndarray], max_frames: int | None = None):
+        self._frames = iter(frames)
+        self.max_frames = max_frames
+        self.count = 0
+        self.error: BaseException | None = None
+        self.stop_requested = False
+        self.decode_seconds = 0.0
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        while not self.stop_requested and (self.max_frames is None or self.count < self.max_frames):
+            started = time.perf_counter()
+            try:
+                frame = next(self._frames)
+            except StopIteration:
+                return
+            except Exception as exc:  # any failure of the source ends the stream, not the run
+                self.error = exc
+                return
+            finally:
+                self.decode_seconds += time.perf_counter() - started
+            self.count += 1
+            yield frame
