@@ -32,7 +32,9 @@ FIELDS = ["variant", "detector", "config_change", "val_micro_auc", "val_macro_au
 def config_change(config: dict) -> str:
     base = load_config(config.get("name", "default"))
     lines = diff({k: base.get(k) for k in COMPARED}, {k: config.get(k) for k in COMPARED})
-    return "; ".join(line for line in lines if not line.startswith(IGNORED)) or "(none)"
+    # keys the run does not have (added to the defaults after it) are not changes it made
+    lines = [line for line in lines if not line.startswith(IGNORED) and not line.endswith("-> None")]
+    return "; ".join(lines) or "(none)"
 
 
 def row_for(run_dir: Path, variant: str, note: str) -> dict:

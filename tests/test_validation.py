@@ -29,7 +29,7 @@ def settings(**changes) -> Settings:
 
 
 def test_plan_labels_exactly_the_injected_spans():
-    cfg = settings(kinds=["fast", "foreign", "reverse", "freeze"], span=10, gap=8)
+    cfg = settings(kinds=["fast", "foreign", "reverse", "freeze"], span=10, gap=8, speed=3.0)
     plan = plan_video(400, cfg.kinds, cfg, np.random.default_rng(3), 120, 180)
     kinds = [i.kind for i in plan.injections]
     assert kinds == ["fast", "foreign", "reverse", "freeze"]
@@ -62,6 +62,8 @@ def test_validation_split_is_deterministic_and_frames_follow_the_plan():
     assert [v.name for v in kept] == ["a", "d"] and [v.name for v in held] == ["b", "c"]
     first, second = make_validation(held, cfg), make_validation(held, cfg)
     assert [v.name for v in first] == ["b-val0", "c-val0", "b-val1", "c-val1"]
+    kinds = [i.kind for v in first for i in v.reader.plan.injections]
+    assert {"glide", "fast"} <= set(kinds)  # the default kinds
     for one, two in zip(first, second):
         np.testing.assert_array_equal(one.labels, two.labels)
         assert one.reader.fingerprint == two.reader.fingerprint

@@ -76,8 +76,8 @@ DEFAULTS: dict[str, Any] = {
     # The validation split (seqvad.data.validation): training videos held out of training, with
     # injected labelled anomalies; every model choice is made on it, never on test labels.
     # Used by `seqvad experiment --validate`; `videos` names the held-out videos (none by default).
-    "validation": {"videos": [], "kinds": ["fast", "foreign"], "seed": 0, "span": 24, "speed": 3.0,
-                   "object_speed": 4.0, "gap": 16, "copies": 2},
+    "validation": {"videos": [], "kinds": ["glide", "fast"], "seed": 0, "span": 24, "speed": 2.0,
+                   "object_speed": 3.0, "gap": 16, "copies": 2},
     "scoring": {"error": "mse", "normalize": False, "median_window": 17,
                 # optional motion context (seqvad.context): place + velocity of each object
                 # against the training objects', added to its normalised prediction error
