@@ -18,15 +18,15 @@ import sys
 from pathlib import Path
 
 from seqvad import pipeline, scoring
-from seqvad.context import ContextModel
-from seqvad.train import load_model
+from seqvad.checkpoint import load_model
+from seqvad.context import ContextModel, object_features
 
 KS = (5, 10)
 WEIGHTS = (0.5, 1.0, 2.0)
 
 
-def micro(store, labels, object_values, config) -> float:
-    _, smoothed = pipeline.store_frame_scores(object_values, store, config)
+def micro(store, labels, object_values, scorer) -> float:
+    _, smoothed = scorer.frame_scores(object_values, store.index, store.frame_counts)
     return round(scoring.micro_auc(labels, smoothed), 4)
 
 
@@ -34,20 +34,21 @@ def validate(run_dir: Path) -> dict:
     config = pipeline.read_run_config(run_dir)
     train, test = pipeline.load_store(run_dir, "train"), pipeline.load_store(run_dir, "test")
     labels = pipeline.test_labels(run_dir, test)
-    train_features, test_features = pipeline.context_features(train), pipeline.context_features(test)
+    scorer = scoring.Scorer({**config["scoring"], "context": {"enabled": False}, "normalize": True})
+    train_features, test_features = object_features(train.cubes, train.index), object_features(test.cubes, test.index)
     context = {k: ContextModel(k=k).fit(train_features).score(test_features) for k in KS}
     out = {"scene_seed": config["data"].get("scene_seed"),
-           "context_only": {f"k{k}": micro(test, labels, context[k], config) for k in KS}, "phases": {}}
+           "context_only": {f"k{k}": micro(test, labels, context[k], scorer) for k in KS}, "phases": {}}
     for path in pipeline.phase_checkpoints(run_dir):
         model, _, _ = load_model(path)
         model.eval()
-        stats = pipeline.error_stats(model, train, config)
-        errors = pipeline.prediction_errors(model, test.cubes, config)
-        row = {"prediction_only": micro(test, labels, errors, config)}
+        scorer.fit_terms(model, train.cubes)
+        terms = scorer.terms(model, test.cubes)
+        errors, normalised = terms["pre"], scorer.combine(terms)
+        row = {"prediction_only": micro(test, labels, errors, scorer)}
         for k in KS:
             for weight in WEIGHTS:
-                combined = pipeline.normalise(errors, stats) + weight * context[k]
-                row[f"k{k}_weight{weight}"] = micro(test, labels, combined, config)
+                row[f"k{k}_weight{weight}"] = micro(test, labels, normalised + weight * context[k], scorer)
         out["phases"][path.stem] = row
         print(run_dir, path.stem, row, file=sys.stderr)
     return out

@@ -1,11 +1,12 @@
-"""Which per-object terms (seqvad.terms) raise AUC on a split, for every phase of a run.
+"""Which per-object terms (``scoring.terms``) raise AUC on a split, for every phase of a run.
 
     python benchmarks/score_terms.py runs/sel-A --split val     # model selection: validation only
 
-For each phase checkpoint: the training objects' terms give each term's median/IQR (and the
-kNN index, fitted on half of the training codes and normalised on the other half), then the
-split's frames are scored by each term alone and by the paper's prediction error plus each
-other term at weight 1, and by all of them; micro AUC after the median filter. Writes
+For each phase checkpoint: a :class:`seqvad.scoring.Scorer` with every term weighted is fitted
+on the training objects (each term's median/IQR; the kNN index of the training codes, whose own
+statistics are leave-one-out), then the split's frames are scored by each term alone and by the
+paper's prediction error plus each other term at weight 1, and by all of them; micro AUC after
+the median filter (the Scorer's ``combine`` with those weights: what ``scoring.terms`` ships). Writes
 RUN/score_terms_<split>.json. Use ``--split val`` for choices; ``--split test`` only to report
 the chosen setting after choosing it.
 """
@@ -17,12 +18,10 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
-
-from seqvad import pipeline, scoring
+from seqvad import pipeline
 from seqvad.atomic import write_json
-from seqvad.terms import TERMS, LatentDensity, combine, object_terms, robust_stats
 from seqvad.checkpoint import load_model
+from seqvad.scoring import TERMS, Scorer, micro_auc
 
 COMBINATIONS = {"pre": {"pre": 1}, "rec": {"rec": 1}, "order": {"order": 1}, "knn": {"knn": 1},
                 "pre+rec": {"pre": 1, "rec": 1}, "pre+order": {"pre": 1, "order": 1},
@@ -33,25 +32,23 @@ def evaluate_terms(run_dir: Path, split: str, max_train: int = 20000, k: int = 1
     config = pipeline.read_run_config(run_dir)
     store, train = pipeline.load_store(run_dir, split), pipeline.load_store(run_dir, "train")
     labels = pipeline.test_labels(run_dir, store, split)
-    step = max(1, len(train.cubes) // max_train)
-    train_cubes = train.cubes[::step]
+    scoring = {**config["scoring"], "terms": {t: 1.0 for t in TERMS}, "knn_k": k,
+               "context": {"enabled": False}}
     out = {}
     for path in pipeline.phase_checkpoints(run_dir):
         started = time.perf_counter()
         model, _, info = load_model(path)
-        reference, values = object_terms(model, train_cubes), object_terms(model, store.cubes)
-        half = np.arange(len(train_cubes)) % 2 == 0
-        density = LatentDensity(k).fit(reference["knn"][half])
-        reference["knn"], values["knn"] = density.score(reference["knn"][~half]), density.score(values["knn"])
-        stats = {name: robust_stats(reference[name]) for name in TERMS}
+        scorer = Scorer(scoring).fit_terms(model, train.cubes, max_cubes=max_train)
+        values = scorer.terms(model, store.cubes)
         phase = {}
         for label, weights in COMBINATIONS.items():
             if "order" in weights and "cls" not in (info.get("tasks") or []):
                 continue  # the order classifier is untrained before the phase that learns it
             if "rec" in weights and "rec" not in (info.get("tasks") or []):
                 continue
-            _, smoothed = pipeline.store_frame_scores(combine(values, stats, weights), store, config)
-            phase[label] = round(scoring.micro_auc(labels, smoothed), 4)
+            _, smoothed = scorer.frame_scores(scorer.combine(values, weights=weights), store.index,
+                                              store.frame_counts)
+            phase[label] = round(micro_auc(labels, smoothed), 4)
         phase["seconds"] = round(time.perf_counter() - started, 1)
         out[path.stem] = phase
         print(path.stem, phase, flush=True)

@@ -19,7 +19,7 @@ import json
 from pathlib import Path
 
 from seqvad.atomic import write_bytes
-from seqvad.config import diff, load_config
+from seqvad.config import DEFAULTS, deep_merge, diff, load_config
 
 REPO = Path(__file__).resolve().parents[1]
 COMPARED = ("cubes", "model", "tasks", "schedule", "train", "scoring")
@@ -31,6 +31,8 @@ FIELDS = ["variant", "detector", "config_change", "val_micro_auc", "val_macro_au
 
 def config_change(config: dict) -> str:
     base = load_config(config.get("name", "default"))
+    # keys added to DEFAULTS after the run was made (e.g. scoring.terms) are no change
+    config = deep_merge({k: DEFAULTS[k] for k in COMPARED}, {k: config.get(k) or {} for k in COMPARED})
     lines = diff({k: base.get(k) for k in COMPARED}, {k: config.get(k) for k in COMPARED})
     # keys the run does not have (added to the defaults after it) are not changes it made
     lines = [line for line in lines if not line.startswith(IGNORED) and not line.endswith("-> None")]

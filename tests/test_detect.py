@@ -193,10 +193,10 @@ def test_stream_failing_midway_leaves_valid_outputs(trained, tmp_path):
 
 def test_error_inside_processing_still_closes_outputs(trained, tmp_path, monkeypatch):
     """An exception in the model: rows written so far stay whole, video and report exist."""
-    from seqvad import scoring
+    from seqvad.scoring import errors
 
     calls = {"n": 0}
-    real = scoring.object_errors
+    real = errors.object_terms
 
     def failing(*args, **kwargs):
         calls["n"] += 1
@@ -204,7 +204,7 @@ def test_error_inside_processing_still_closes_outputs(trained, tmp_path, monkeyp
             raise RuntimeError("out of memory")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(scoring, "object_errors", failing)
+    monkeypatch.setattr(errors, "object_terms", failing)
     with pytest.raises(RuntimeError, match="out of memory"):
         run_detection(trained["model"], open_source(trained["avi"]), tmp_path / "err", top_k=1)
     rows = read_csv(tmp_path / "err" / "scores.csv")
@@ -367,5 +367,9 @@ def test_motion_context_survives_save_load_and_streams_like_batch(trained, tmp_p
     np.testing.assert_allclose(reloaded.score(video, smoothed=False), with_context, rtol=1e-5, atol=1e-9)
     streamed = list(stream_scores(reloaded, iter(trained["frames"]), warmup_video=video))
     np.testing.assert_allclose([s.raw for s in streamed], with_context, rtol=1e-5, atol=1e-9)
-    reloaded.context = None
-    assert not np.allclose(reloaded.score(video, smoothed=False), with_context), "context must change scores"
+    without = Detector({**config, "scoring": {**config["scoring"], "context": {"enabled": False}, "normalize": True}})
+    without.model, without.stats = model.model, model.stats
+    assert not np.allclose(without.score(video, smoothed=False), with_context), "context must change scores"
+    reloaded.context = None  # context on but never fitted: a clear error, not scores without it
+    with pytest.raises(DataError, match="not fitted \\(context missing\\)"):
+        reloaded.score(video)

@@ -19,14 +19,16 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from seqvad.checkpoint import MODEL_FORMAT, MODEL_FORMAT_VERSION, load_model, read_model_file, save_model_file
-from seqvad.config import cube_geometry, section
+from seqvad.config import cube_geometry
 from seqvad.errors import DataError
+from seqvad.scoring.scorer import Scorer
 
 __all__ = ["Detector", "MODEL_FORMAT", "MODEL_FORMAT_VERSION"]
 
 
 class Detector:
-    """A trained seqvad model with its config, error statistics and alarm threshold."""
+    """A trained seqvad model with its config and its fitted :class:`~seqvad.scoring.Scorer`
+    (error statistics, optional context and terms, alarm threshold)."""
 
     def __init__(self, config: str | Path | Mapping | None = "demo", device: str | None = None):
         from seqvad.config import load_config
@@ -34,28 +36,53 @@ class Detector:
         self.config = load_config(config)
         self.device = device or self.config["train"].get("device", "cpu")
         self.model = None
-        self.stats: dict | None = None  # median / IQR of training object errors
-        self.context = None  # seqvad.context.ContextModel when scoring.context is enabled
-        self.threshold: float | None = None  # a high quantile of training frame scores
+        self.scorer = Scorer(self.config["scoring"], device=self.device)
         self.phase_info: dict = {}
+
+    # the scorer's fitted state, under the names it had before the scorer existed
+    @property
+    def stats(self) -> dict | None:
+        """Median / IQR of the training objects' prediction errors."""
+        return self.scorer.stats_.get("pre")
+
+    @stats.setter
+    def stats(self, value: dict | None) -> None:
+        self.scorer.stats_ = {**self.scorer.stats_, "pre": dict(value)} if value else \
+            {k: v for k, v in self.scorer.stats_.items() if k != "pre"}
+
+    @property
+    def context(self):
+        """The motion-context model (``seqvad.context.ContextModel``) when scoring.context is on."""
+        return self.scorer.context_
+
+    @context.setter
+    def context(self, value) -> None:
+        self.scorer.context_ = value
+
+    @property
+    def threshold(self) -> float | None:
+        """The alarm threshold: a high quantile of the training frame scores."""
+        return self.scorer.threshold_
+
+    @threshold.setter
+    def threshold(self, value: float | None) -> None:
+        self.scorer.threshold_ = None if value is None else float(value)
 
     # -- training -------------------------------------------------------------------------------
     def fit(self, videos: Sequence, run_dir: str | Path | None = None, progress: bool = True,
             workers: int | None = None) -> "Detector":
-        """Prepare cubes of ``videos`` (normal footage), train the schedule, set the threshold."""
-        from seqvad import pipeline
+        """Prepare cubes of ``videos`` (normal footage), train the schedule, fit the scorer."""
+        from seqvad.experiment import train_videos
 
         if not videos:
             raise DataError("fit: no training videos given")
         keep = run_dir is not None
         run_dir = Path(run_dir) if keep else Path(tempfile.mkdtemp(prefix="seqvad-fit-"))
         try:
-            pipeline.prepare(self.config, run_dir, {"train": videos}, workers=workers, progress=progress)
-            pipeline.train(self.config, run_dir, resume=False, progress=progress)
-            last = pipeline.phase_checkpoints(run_dir)[-1]
+            last, train_store = train_videos(self.config, run_dir, videos, workers=workers, progress=progress)
             self.model, _, self.phase_info = load_model(last, map_location=self.device)
             self.model.to(self.device).eval()
-            self._calibrate(pipeline.load_store(run_dir, "train"))
+            self._calibrate(train_store)
         finally:
             if not keep:
                 import shutil
@@ -64,18 +91,10 @@ class Detector:
         return self
 
     def _calibrate(self, train_store, quantile: float | None = None) -> None:
-        """Error statistics and the default alarm threshold, from the training cubes only."""
-        from seqvad import pipeline
-
-        self.stats = pipeline.error_stats(self.model, train_store, self.config, self.device)
-        self.context = pipeline.fit_context(train_store, self.config)
-        context_scores = None if self.context is None else \
-            self.context.score(pipeline.context_features(train_store))
-        raw, smoothed, _ = pipeline.score_store(self.model, train_store, self.config, self.device,
-                                                self._scoring_stats(), context_scores)
-        q = quantile if quantile is not None else float(self.config["scoring"].get("threshold_quantile", 0.99))
-        joined = np.concatenate(smoothed) if smoothed else np.zeros(1)
-        self.threshold = float(np.quantile(joined, q))
+        """The scorer fitted on the training cubes only: statistics, context, threshold."""
+        self.scorer.fit(self.model, train_store.cubes, train_store.index, train_store.frame_counts, threshold=False)
+        self.scorer.fit_threshold(self.model, train_store.cubes, train_store.index, train_store.frame_counts,
+                                  quantile=quantile)
 
     # -- scoring --------------------------------------------------------------------------------
     def object_cubes(self, video):
@@ -90,31 +109,17 @@ class Detector:
 
     def score(self, video, smoothed: bool = True) -> np.ndarray:
         """One anomaly score per frame of ``video`` (higher = more anomalous)."""
-        from seqvad import scoring
-
         self.require_model()
         cubes, index = self.object_cubes(video)
         scores = self.object_scores(cubes, index)
-        raw = scoring.frame_scores(scores, np.zeros(len(scores), np.int64), np.asarray(index["frame"]),
-                                   [len(video)])
-        if not smoothed:
-            return raw[0]
-        return scoring.smooth(raw, int(section(self.config, "scoring")["median_window"]))[0]
+        located = {"video": np.zeros(len(scores), np.int64), "frame": np.asarray(index["frame"])}
+        raw, smooth = self.scorer.frame_scores(scores, located, [len(video)])
+        return smooth[0] if smoothed else raw[0]
 
     def object_scores(self, cubes: np.ndarray, index) -> np.ndarray:
         """Anomaly score of each object (``index`` holds its box: x1, y1, x2, y2)."""
-        from seqvad import pipeline
-
         self.require_model()
-        return pipeline.object_scores(self.model, cubes, index, self.config, self.device,
-                                      self._scoring_stats(), self.context)
-
-    def _scoring_stats(self) -> dict | None:
-        """Normalise object errors only when the config asks or adds context scores (as
-        ``seqvad evaluate`` does)."""
-        from seqvad import pipeline
-
-        return self.stats if pipeline.needs_stats(self.config) else None
+        return self.scorer.object_scores(self.model, cubes, index)
 
     def require_model(self) -> None:
         if self.model is None:
@@ -123,7 +128,9 @@ class Detector:
     def ready(self) -> None:
         """Trained, and the scoring modules imported now (scipy, sklearn: ~1 s) rather than at the
         first scored frame of a stream."""
-        from seqvad import pipeline, scoring  # noqa: F401
+        import sklearn.neighbors  # noqa: F401  (context and knn)
+
+        from seqvad import scoring  # noqa: F401
 
         self.require_model()
 
@@ -132,10 +139,11 @@ class Detector:
         bidirectional prediction X^ of it, both ``(N, C, S, S)`` on [-1, 1]."""
         import torch
 
+        from seqvad.scoring.errors import to_unit_range
         from seqvad.tasks import backward_snippet, forward_snippet, target_frame
 
         self.require_model()
-        x = torch.from_numpy(np.asarray(cubes)).float().div_(127.5).sub_(1.0).to(self.device)
+        x = to_unit_range(torch.from_numpy(np.asarray(cubes))).to(self.device)
         self.model.eval()
         with torch.inference_mode():
             prediction = self.model.predict(forward_snippet(x), backward_snippet(x)).cpu().numpy()
@@ -143,13 +151,11 @@ class Detector:
 
     # -- persistence ----------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
-        """One file with the weights, config, statistics and threshold (written atomically)."""
+        """One file with the weights, config and fitted scorer (written atomically)."""
         self.require_model()
         return save_model_file(path, {
-            "config": self.config, "state_dict": self.model.state_dict(), "stats": self.stats,
-            "threshold": self.threshold, "phase_info": self.phase_info,
-            "context": None if self.context is None else self.context.state_dict(),
-            "channels": cube_geometry(self.config)["channels"]})
+            "config": self.config, "state_dict": self.model.state_dict(), "scorer": self.scorer.state_dict(),
+            "phase_info": self.phase_info, "channels": cube_geometry(self.config)["channels"]})
 
     @classmethod
     def load(cls, path: str | Path, device: str | None = None) -> "Detector":
@@ -163,24 +169,25 @@ class Detector:
                             size=geometry["size"])
         model.load_state_dict(payload["state_dict"])
         detector.model = model.to(detector.device).eval()
-        detector.stats, detector.threshold = payload.get("stats"), payload.get("threshold")
         detector.phase_info = payload.get("phase_info") or {}
-        if payload.get("context") is not None:
-            from seqvad.context import ContextModel
+        if payload.get("scorer") is not None:
+            detector.scorer = Scorer.from_state(payload["scorer"], device=detector.device)
+        else:  # a file from before the scorer: its statistics, threshold and context model
+            detector.stats, detector.threshold = payload.get("stats"), payload.get("threshold")
+            if payload.get("context") is not None:
+                from seqvad.context import ContextModel
 
-            detector.context = ContextModel.from_state(payload["context"])
+                detector.context = ContextModel.from_state(payload["context"])
         return detector
 
     @classmethod
     def from_run(cls, run_dir: str | Path, phase: int | None = None, device: str | None = None) -> "Detector":
-        """The model of a run folder (the last phase by default), calibrated on its training cubes."""
-        from seqvad import pipeline
+        """The model of a run folder (the last phase by default), its scorer fitted on its training cubes."""
+        from seqvad.experiment import trained_run
 
-        run_dir = Path(run_dir)
-        detector = cls(pipeline.read_run_config(run_dir), device=device)
-        checkpoints = pipeline.phase_checkpoints(run_dir)
-        path = checkpoints[-1] if phase is None else run_dir / "checkpoints" / f"phase{phase}.pt"
+        config, path, train_store = trained_run(Path(run_dir), phase)
+        detector = cls(config, device=device)
         detector.model, _, detector.phase_info = load_model(path, map_location=detector.device)
         detector.model.to(detector.device).eval()
-        detector._calibrate(pipeline.load_store(run_dir, "train"))
+        detector._calibrate(train_store)
         return detector

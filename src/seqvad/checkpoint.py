@@ -5,14 +5,16 @@ Two kinds of file hold a trained model:
 * a **checkpoint** (``RUN/checkpoints/phaseK.pt``, ``last.pt``), written by the trainer: the
   model's weights, the resolved config, the cube geometry and, for ``last.pt``, everything a
   resume needs (optimiser, RNG states, position);
-* a **model file** (``RUN/model.pt``, :meth:`seqvad.api.Detector.save`): weights, config,
-  error statistics, alarm threshold and the optional motion-context model, for inference.
+* a **model file** (``RUN/model.pt``, :meth:`seqvad.api.Detector.save`): weights, config and
+  the fitted scorer (``seqvad.scoring.Scorer.state_dict``: error statistics, alarm threshold,
+  the optional motion-context model and kNN codes), for inference.
 
 Both hold only tensors and plain Python data, and both are read with
-``torch.load(weights_only=True)``: loading a file never runs code from it.  Numpy arrays (the
-context model's) are stored as tensors and turned back into arrays on load.  Model files
-written before that (numpy arrays pickled as such) still load: numpy's array reconstruction
-is the only thing the loader allows beyond weights.
+``torch.load(weights_only=True)``: loading a file never runs code from it.  Numpy arrays are
+stored as tensors and turned back into arrays on load.  Model files of format 1 (statistics,
+threshold and context model as separate keys, not yet a scorer; the oldest with numpy arrays
+pickled as such) still load: numpy's array reconstruction is the only thing the loader allows
+beyond weights.
 
 Nothing here imports the trainer: inference (``api``, ``stream``) reads models through this
 module only.
@@ -33,7 +35,8 @@ from seqvad.errors import DataError
 
 CHECKPOINT_FORMAT = 1
 MODEL_FORMAT = "seqvad-model"
-MODEL_FORMAT_VERSION = 1
+MODEL_FORMAT_VERSION = 2  # 2: the fitted scorer under "scorer"
+READABLE_MODEL_FORMATS = (1, 2)
 
 
 def _save(state: Mapping[str, Any], path: str | os.PathLike) -> None:
@@ -144,8 +147,8 @@ def _tensors_to_arrays(value: Any) -> Any:
 
 
 def save_model_file(path: str | os.PathLike, payload: Mapping[str, Any]) -> Path:
-    """Write a model file: ``payload`` (``config``, ``state_dict``, ``stats``, ``threshold``,
-    ``phase_info``, ``context``, ``channels``) with the format header, numpy arrays as tensors."""
+    """Write a model file: ``payload`` (``config``, ``state_dict``, ``scorer``, ``phase_info``,
+    ``channels``) with the format header, numpy arrays as tensors."""
     path = Path(path)
     state = {"format": MODEL_FORMAT, "format_version": MODEL_FORMAT_VERSION, "seqvad_version": __version__,
              **{k: (v if k == "state_dict" else _arrays_to_tensors(v)) for k, v in payload.items()}}
@@ -154,7 +157,7 @@ def save_model_file(path: str | os.PathLike, payload: Mapping[str, Any]) -> Path
 
 
 def read_model_file(path: str | os.PathLike) -> dict[str, Any]:
-    """The payload of a model file (weights-only load), checked; the context state as numpy arrays."""
+    """The payload of a model file (weights-only load), checked; a format-1 context state as numpy arrays."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: model file does not exist")
@@ -164,7 +167,7 @@ def read_model_file(path: str | os.PathLike) -> dict[str, Any]:
         raise DataError(f"{path}: not a readable seqvad model file ({type(exc).__name__})") from None
     if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
         raise DataError(f"{path}: not a seqvad model file (train one with `seqvad train`)")
-    if payload.get("format_version") != MODEL_FORMAT_VERSION:
+    if payload.get("format_version") not in READABLE_MODEL_FORMATS:
         raise DataError(f"{path}: model file format {payload.get('format_version')} is not supported by "
                         f"seqvad {__version__} (expects {MODEL_FORMAT_VERSION}); retrain or upgrade")
     if payload.get("context") is not None:

@@ -78,10 +78,17 @@ DEFAULTS: dict[str, Any] = {
     # Used by `seqvad experiment --validate`; `videos` names the held-out videos (none by default).
     "validation": {"videos": [], "kinds": ["glide", "fast"], "seed": 0, "span": 24, "speed": 2.0,
                    "object_speed": 3.0, "gap": 16, "copies": 2},
-    "scoring": {"error": "mse", "normalize": False, "median_window": 17,
+    # seqvad.scoring: the object score is the paper's prediction error (error: mse | psnr);
+    # frame score = max over objects, median-filtered over median_window frames; the alarm
+    # threshold is the threshold_quantile of the training frame scores
+    "scoring": {"error": "mse", "normalize": False, "median_window": 17, "threshold_quantile": 0.99,
                 # optional motion context (seqvad.context): place + velocity of each object
                 # against the training objects', added to its normalised prediction error
-                "context": {"enabled": False, "weight": 1.0, "k": 10}},
+                "context": {"enabled": False, "weight": 1.0, "k": 10},
+                # optional per-object terms (seqvad.scoring.errors), term -> weight: any nonzero
+                # weight besides pre sums every weighted term normalised by its training
+                # median / IQR; choose them on the validation split, never on test
+                "terms": {"pre": 1.0, "rec": 0.0, "order": 0.0, "knn": 0.0}, "knn_k": 10},
 }
 
 

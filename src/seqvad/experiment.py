@@ -34,3 +34,23 @@ def run_experiment(config: dict, run_dir: Path, progress: bool = True, fresh: bo
     pipeline.train(config, run_dir, resume=resume, progress=progress)
     return pipeline.evaluate(run_dir, device=config["train"].get("device", "cpu"), progress=progress,
                              split="val" if validate else "test")
+
+
+# -- for the API: a run folder as the place a Detector is trained ------------------------------
+
+def train_videos(config: dict, run_dir: Path, videos, workers: int | None = None, progress: bool = True):
+    """Prepare the cubes of ``videos`` (normal footage) in ``run_dir`` and train the configured
+    schedule; returns the last phase's checkpoint and the training cube store."""
+    pipeline.prepare(config, run_dir, {"train": videos}, workers=workers, progress=progress)
+    pipeline.train(config, run_dir, resume=False, progress=progress)
+    return pipeline.phase_checkpoints(run_dir)[-1], pipeline.load_store(run_dir, "train")
+
+
+def trained_run(run_dir: Path, phase: int | None = None):
+    """The config of a run folder, the checkpoint of ``phase`` (the last by default) and the
+    training cube store."""
+    run_dir = Path(run_dir)
+    config = pipeline.read_run_config(run_dir)
+    checkpoints = pipeline.phase_checkpoints(run_dir)
+    path = checkpoints[-1] if phase is None else run_dir / "checkpoints" / f"phase{phase}.pt"
+    return config, path, pipeline.load_store(run_dir, "train")

@@ -155,93 +155,6 @@ def phase_checkpoints(run_dir: Path) -> list[Path]:
     return found
 
 
-def score_store(model, store, config: dict, device: str = "cpu", stats: dict | None = None,
-                context_scores: np.ndarray | None = None) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray]:
-    """Raw and smoothed frame scores per video, and the object scores.
-
-    ``context_scores`` (one per object of ``store``, see :func:`fit_context`) are added with
-    the weight ``scoring.context.weight``; they do not depend on the model, so callers
-    scoring several checkpoints compute them once."""
-
-    errors = prediction_errors(model, store.cubes, config, device)
-    scores = combine_scores(errors, stats, context_scores, config)
-    return (*store_frame_scores(scores, store, config), scores)
-
-
-def object_scores(model, cubes: np.ndarray, index, config: dict, device: str = "cpu",
-                  stats: dict | None = None, context=None) -> np.ndarray:
-    """Anomaly score of each object: its prediction error, normalised by ``stats`` when given,
-    plus ``scoring.context.weight`` times its motion-context score when ``context`` is given."""
-
-    errors = prediction_errors(model, cubes, config, device)
-    context_scores = None
-    if context is not None:
-        from seqvad.context import object_features
-
-        context_scores = context.score(object_features(cubes, index))
-    return combine_scores(errors, stats, context_scores, config)
-
-
-def prediction_errors(model, cubes: np.ndarray, config: dict, device: str = "cpu") -> np.ndarray:
-    """The paper's object score (``scoring.error``: mse or psnr) of every cube."""
-    from seqvad import scoring
-
-    return scoring.object_errors(model, cubes, kind=config["scoring"].get("error", "mse"), device=device)
-
-
-def combine_scores(errors: np.ndarray, stats: dict | None, context_scores: np.ndarray | None,
-                   config: dict) -> np.ndarray:
-    """Normalised prediction errors, plus the weighted context scores when there are any."""
-    scores = normalise(errors, stats)
-    if context_scores is not None:
-        scores = scores + context_config(config)["weight"] * context_scores
-    return scores
-
-
-def context_config(config: dict) -> dict:
-    """``scoring.context`` with its defaults; ``enabled`` false when the section is absent."""
-    cfg = config["scoring"].get("context") or {}
-    return {"enabled": bool(cfg.get("enabled", False)), "weight": float(cfg.get("weight", 1.0)),
-            "k": int(cfg.get("k", 10))}
-
-
-def fit_context(store, config: dict):
-    """The motion-context model of the training objects, or None when the config leaves it off."""
-    cfg = context_config(config)
-    if not cfg["enabled"]:
-        return None
-    from seqvad.context import ContextModel
-
-    return ContextModel(k=cfg["k"]).fit(context_features(store))
-
-
-def needs_stats(config: dict) -> bool:
-    """Errors are normalised when asked, and always when they are added to context scores."""
-    return bool(config["scoring"].get("normalize")) or context_config(config)["enabled"]
-
-
-def error_stats(model, store, config: dict, device: str = "cpu", max_cubes: int = 20000) -> dict:
-    """Median and inter-quartile range of the training cubes' errors (for ``scoring.normalize``)."""
-
-    step = max(1, len(store.cubes) // max_cubes)
-    errors = prediction_errors(model, store.cubes[::step], config, device)
-    q1, median, q3 = np.percentile(errors, [25, 50, 75]) if len(errors) else (0.0, 0.0, 1.0)
-    return {"median": float(median), "iqr": float(q3 - q1)}
-
-
-def normalise(errors: np.ndarray, stats: dict | None) -> np.ndarray:
-    """Optional: errors in units of the training errors' spread above their median.
-
-    It makes scores and thresholds comparable across models, and puts prediction errors on
-    the scale of the context scores they are added to. Clipped at 0 so that 'no object' (0)
-    stays the lowest score; the clipping ties everything below the training median, so AUC
-    can move a little against raw errors.
-    """
-    if not stats:
-        return errors
-    return np.maximum(errors - stats["median"], 0.0) / max(stats["iqr"], 1e-12)
-
-
 def evaluate(run_dir: Path, device: str = "cpu", progress: bool = True, report: bool = True,
              overrides: dict | None = None, split: str = "test", every_epoch: bool = False) -> dict:
     """Score a split with every phase's checkpoint; write scores.csv and metrics.json (for the
@@ -265,24 +178,23 @@ def evaluate(run_dir: Path, device: str = "cpu", progress: bool = True, report: 
     train_store = load_store(run_dir, "train")
     phases: dict[str, dict] = {}
     columns: dict[str, np.ndarray] = {}
-    context = fit_context(train_store, config)
-    context_scores = None if context is None else context.score(context_features(store))
+    scorer = scoring.Scorer(config.get("scoring"), device=device).fit_context(train_store.cubes, train_store.index)
+    context_scores = scorer.context_scores(store.cubes, store.index)  # the same for every phase
     extra: dict[str, Any] = {}
-    if context_scores is not None:  # the context score alone does not depend on the phase
-        raw, smoothed = store_frame_scores(context_scores, store, config)
+    if context_scores is not None:  # the context score alone
+        raw, smoothed = scorer.frame_scores(context_scores, store.index, store.frame_counts)
         extra["context_only"] = {**scoring.evaluate_scores(labels, smoothed).as_dict(),
                                  "micro_auc_unsmoothed": scoring.micro_auc(labels, raw)}
     for path in phase_checkpoints(run_dir):
         started = time.perf_counter()
         model, _, info = load_model(path, map_location=device)
         model.to(device)
-        stats = error_stats(model, train_store, config, device) if needs_stats(config) else None
-        errors = prediction_errors(model, store.cubes, config, device)
-        raw, smoothed = store_frame_scores(combine_scores(errors, stats, context_scores, config), store, config)
+        terms, scores = score_with(scorer, model, train_store, store, context_scores)
+        raw, smoothed = scorer.frame_scores(scores, store.index, store.frame_counts)
         metrics = scoring.evaluate_scores(labels, smoothed).as_dict()
         metrics["micro_auc_unsmoothed"] = scoring.micro_auc(labels, raw)
-        if context_scores is not None:  # the paper's score alone (raw errors), for comparison
-            _, alone = store_frame_scores(errors, store, config)
+        if not scorer.raw:  # the paper's score alone (raw prediction errors), for comparison
+            _, alone = scorer.frame_scores(terms["pre"], store.index, store.frame_counts)
             metrics["prediction_only"] = scoring.evaluate_scores(labels, alone).as_dict()
         metrics["score_seconds"] = round(time.perf_counter() - started, 2)
         metrics["checkpoint"] = path.name
@@ -291,7 +203,7 @@ def evaluate(run_dir: Path, device: str = "cpu", progress: bool = True, report: 
         columns[f"{path.stem}_raw"] = np.concatenate(raw)
         columns[f"{path.stem}_smoothed"] = np.concatenate(smoothed)
     if every_epoch:
-        extra["oracle_best_epoch"] = oracle_best_epoch(run_dir, store, labels, config, device, context_scores)
+        extra["oracle_best_epoch"] = oracle_best_epoch(run_dir, store, labels, scorer, context_scores)
     suffix = "" if split == "test" else f"_{split}"
     write_scores_csv(run_dir / f"scores{suffix}.csv", store, labels, columns)
     result = {"command": command_line(), "run_dir": str(run_dir), "git_commit": git_commit(),
@@ -309,7 +221,16 @@ def evaluate(run_dir: Path, device: str = "cpu", progress: bool = True, report: 
     return result
 
 
-def oracle_best_epoch(run_dir: Path, store, labels: list[np.ndarray], config: dict, device: str,
+def score_with(scorer, model, train_store, store, context_scores: np.ndarray | None):
+    """The raw terms and object scores of ``store`` by ``model``, the scorer's statistics fitted
+    on ``train_store`` first when it needs them (its context model is fitted once, by the caller)."""
+    if scorer.needs_stats:
+        scorer.fit_terms(model, train_store.cubes)
+    terms = scorer.terms(model, store.cubes)
+    return terms, scorer.combine(terms, context_scores)
+
+
+def oracle_best_epoch(run_dir: Path, store, labels: list[np.ndarray], scorer,
                       context_scores: np.ndarray | None) -> dict:
     """Every epoch checkpoint scored on ``labels``; the best one named, with a warning."""
     from seqvad import scoring
@@ -318,13 +239,12 @@ def oracle_best_epoch(run_dir: Path, store, labels: list[np.ndarray], config: di
     paths = sorted((Path(run_dir) / "checkpoints" / "epochs").glob("phase*-epoch*.pt"))
     if not paths:
         raise DataError(f"{run_dir}: no epoch checkpoints (train with --set train.keep_epoch_checkpoints=true)")
-    train_store = load_store(run_dir, "train") if needs_stats(config) else None
+    train_store = load_store(run_dir, "train") if scorer.needs_stats else None
     rows = []
     for path in paths:
-        model, _, info = load_model(path, map_location=device)
-        stats = error_stats(model, train_store, config, device) if train_store is not None else None
-        errors = prediction_errors(model, store.cubes, config, device)
-        _, smoothed = store_frame_scores(combine_scores(errors, stats, context_scores, config), store, config)
+        model, _, info = load_model(path, map_location=scorer.device)
+        _, scores = score_with(scorer, model, train_store, store, context_scores)
+        _, smoothed = scorer.frame_scores(scores, store.index, store.frame_counts)
         rows.append({"checkpoint": path.name, "phase": info.get("phase"), "epoch": info.get("epoch"),
                      **scoring.evaluate_scores(labels, smoothed).as_dict()})
     best = max(rows, key=lambda row: row["micro_auc"])
@@ -332,21 +252,6 @@ def oracle_best_epoch(run_dir: Path, store, labels: list[np.ndarray], config: di
                        "an upper bound for comparison with the paper, never a result",
             "checkpoint": best["checkpoint"], "micro_auc": best["micro_auc"], "macro_auc": best["macro_auc"],
             "per_epoch": rows}
-
-
-def context_features(store) -> np.ndarray:
-    """Place and velocity of every object of a cube store (``seqvad.context``)."""
-    from seqvad.context import object_features
-
-    return object_features(store.cubes, store.index)
-
-
-def store_frame_scores(object_values: np.ndarray, store, config: dict) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Raw and median-filtered frame scores per video from one value per object of ``store``."""
-    from seqvad import scoring
-
-    raw = scoring.frame_scores(object_values, store.index["video"], store.index["frame"], store.frame_counts)
-    return raw, scoring.smooth(raw, int(config["scoring"].get("median_window", 17)))
 
 
 def test_labels(run_dir: Path, store, split: str = "test") -> list[np.ndarray]:

@@ -418,11 +418,20 @@ def prediction_error(model: nn.Module, cubes: Tensor, kind: str = "mse") -> Tens
     [-1, 1] scale) so that larger always means more anomalous. Runs without gradients and does not
     change the model's mode: call ``model.eval()`` first so BatchNorm uses its running statistics.
     """
-    if kind not in ("mse", "psnr"):
-        raise ConfigError(f"scoring.error: {kind!r} is not 'mse' or 'psnr'")
+    check_error_kind(kind)
     with torch.no_grad():
         prediction = model.predict(forward_snippet(cubes), backward_snippet(cubes))
-        mse = (prediction - target_frame(cubes)).pow(2).flatten(1).mean(1)
+        return error_of_prediction(prediction, cubes, kind)
+
+
+def check_error_kind(kind: str) -> None:
+    if kind not in ("mse", "psnr"):
+        raise ConfigError(f"scoring.error: {kind!r} is not 'mse' or 'psnr'")
+
+
+def error_of_prediction(prediction: Tensor, cubes: Tensor, kind: str = "mse") -> Tensor:
+    """The error of a bidirectional prediction ``X^`` of each cube's middle frame, (B,)."""
+    mse = (prediction - target_frame(cubes)).pow(2).flatten(1).mean(1)
     if kind == "mse":
         return mse
     return -10 * torch.log10(4.0 / mse.clamp_min(1e-10))

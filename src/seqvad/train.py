@@ -49,6 +49,7 @@ from seqvad.config import diff, load_config
 from seqvad.errors import ConfigError, DataError, SeqvadError
 from seqvad.atomic import write_bytes as atomic_write_bytes
 from seqvad.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, load_model, save_checkpoint  # noqa: F401
+from seqvad.scoring.errors import to_unit_range
 from seqvad.tasks import shared_codes
 
 log = logging.getLogger(__name__)
@@ -279,8 +280,8 @@ def in_memory(cubes: np.ndarray) -> np.ndarray:
 
 
 def to_float_cubes(batch: torch.Tensor) -> torch.Tensor:
-    """uint8 [0, 255] -> float32 [-1, 1], the same mapping the scorer uses (x / 127.5 - 1)."""
-    return batch.float().div_(127.5).sub_(1.0)
+    """uint8 [0, 255] -> float32 [-1, 1]: the scorer's mapping (``seqvad.scoring.errors``)."""
+    return to_unit_range(batch)
 
 
 LOG_FIELDS = ("phase", "phase_name", "epoch", "lr", "seconds")  # log row keys that are not losses

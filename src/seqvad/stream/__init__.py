@@ -7,9 +7,9 @@ frame at a time and in bounded memory::
     decode    groups of ``group`` frames   ring buffer of      object errors     max per frame  filter
                                            2T+1 frames
 
-Latencies: the cubes of frame t need frame t+T (T = 4), and the median filter (window 17) needs
-the raw scores of t+8, so frame t's smoothed score is known once frame t+12 (plus the open
-detection group) has arrived.  At the end of the stream the last frames are finished with the
+Latencies: the cubes of frame t need frame t+T (T = 4), and the median filter of W frames
+(``scoring.median_window``) needs the raw scores of t+W//2 (t+8 by default), so frame t's smoothed
+score is known once frame t+12 (plus the open detection group) has arrived.  At the end of the stream the last frames are finished with the
 borders clamped exactly as the batch code does (``extract_cubes`` repeats the last frame,
 ``median_filter(mode='nearest')`` repeats the last score), so streaming equals batch.  Memory:
 at most ``group + T + 8`` frames are held, plus 16 bytes per frame for the report's timeline.

@@ -115,7 +115,9 @@ def image_data_uri(image: np.ndarray, kind: str = "png") -> str:
 
 def crop_image(values: np.ndarray) -> np.ndarray:
     """A ``(C, S, S)`` crop on [-1, 1] as an enlarged BGR image."""
-    image = np.clip((np.asarray(values, np.float32) + 1.0) * 127.5, 0, 255).round().astype(np.uint8)
+    from seqvad.scoring.errors import from_unit_range
+
+    image = from_unit_range(values)
     image = image.transpose(1, 2, 0)
     image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR) if image.shape[2] == 1 else image
     return cv2.resize(image, (CROP_PIXELS, CROP_PIXELS), interpolation=cv2.INTER_NEAREST)

@@ -1,7 +1,9 @@
 """The streaming scorer: frames in (``push``), scored frames out once their smoothed score is known.
 
 It runs the stages of batch scoring (:meth:`seqvad.api.Detector.score`) one frame group at a
-time, with the borders clamped exactly as the batch code clamps them, so streaming equals batch.
+time: boxes, cubes (borders clamped exactly as the batch code clamps them), then the model's
+:class:`seqvad.scoring.Scorer` for object scores and its streaming frame scores
+(:class:`seqvad.scoring.StreamingFrames`), so streaming equals batch.
 """
 
 from __future__ import annotations
@@ -13,8 +15,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from seqvad.config import cube_geometry, section
-from seqvad.errors import ConfigError
+from seqvad.config import cube_geometry
 from seqvad.objects.cubes import convert_channels, extract_cubes, window_indices
 from seqvad.objects.detectors import build_detector, seed_opencv_rng
 
@@ -26,7 +27,7 @@ class ScoredFrame:
     index: int
     frame: np.ndarray  # as decoded, (H, W, C) uint8
     boxes: np.ndarray  # (k, 6): x1, y1, x2, y2, detector score, class
-    object_scores: np.ndarray  # (k,) prediction error of each box (normalised when the config says so)
+    object_scores: np.ndarray  # (k,) score of each box (seqvad.scoring.Scorer.object_scores)
     raw: float  # max object score, 0 without objects
     score: float = 0.0  # median-filtered raw scores
     worst_cube: np.ndarray | None = None  # (2T+1, C, S, S) uint8 cube of the highest-scoring object
@@ -77,10 +78,7 @@ class StreamScorer:
         geometry = cube_geometry(model.config)
         self.model = model
         self.window, self.size, self.channels = geometry["window"], geometry["size"], geometry["channels"]
-        median_window = int(section(model.config, "scoring")["median_window"])
-        if median_window > 1 and median_window % 2 == 0:
-            raise ConfigError(f"scoring.median_window={median_window}: the median window must be odd")
-        self.half = max(median_window, 1) // 2
+        self.frames = model.scorer.streaming_frames()  # max per frame and the median filter
         self.boxes = box_detector or build_detector(model.config["detector"], video_name=video_name)
         prime_detector(self.boxes, warmup_video)
         self.group = detection_group(self.boxes)
@@ -89,9 +87,7 @@ class StreamScorer:
         self._to_detect: list[np.ndarray] = []
         self._converted: dict[int, np.ndarray] = {}  # ring buffer: the last 2T+1 frames for cropping
         self._waiting_cubes: deque[ScoredFrame] = deque()  # boxes known, frame t+T not yet arrived
-        self._raw: dict[int, float] = {}  # the last median_window raw scores
-        self._empty_score = 0.0  # raw score of a frame without objects
-        self._waiting_smooth: deque[ScoredFrame] = deque()
+        self._waiting_smooth: dict[int, ScoredFrame] = {}  # raw score known, smoothed not yet
 
     # -- public -----------------------------------------------------------------------------
     def push(self, frame: np.ndarray) -> list[ScoredFrame]:
@@ -114,12 +110,19 @@ class StreamScorer:
         out: list[ScoredFrame] = []
         started = time.perf_counter()
         for item, _ in ready:
-            self._raw[item.index] = item.raw
-            self._waiting_smooth.append(item)
-            out += self._emit_smoothed(last_known=item.index, final_length=None)
+            self._waiting_smooth[item.index] = item
+            out += self._smoothed(self.frames.push(item.index, item.raw))
         if final_length is not None:
-            out += self._emit_smoothed(last_known=final_length - 1, final_length=final_length)
+            out += self._smoothed(self.frames.finish(final_length))
         self.times.smooth += time.perf_counter() - started
+        return out
+
+    def _smoothed(self, known: list[tuple[int, float]]) -> list[ScoredFrame]:
+        out = []
+        for index, score in known:
+            item = self._waiting_smooth.pop(index)
+            item.score = score
+            out.append(item)
         return out
 
     def _detect_group(self) -> list[tuple[ScoredFrame, np.ndarray]]:
@@ -174,50 +177,22 @@ class StreamScorer:
         return item, cubes
 
     def _score(self, ready: list[tuple[ScoredFrame, np.ndarray]]) -> None:
-        """Object errors of all ready frames in one model batch; raw frame score = their max."""
+        """Object scores of all ready frames in one model batch; raw frame score = their max."""
         counts = [len(cubes) for _, cubes in ready]
         if sum(counts):
             started = time.perf_counter()
             cubes = np.concatenate([c for _, c in ready if len(c)])
             boxes = np.concatenate([item.boxes for item, c in ready if len(c)])
             index = {key: boxes[:, column] for column, key in enumerate(("x1", "y1", "x2", "y2"))}
-            errors = self.model.object_scores(cubes, index)
+            scores = self.model.object_scores(cubes, index)
             self.times.model += time.perf_counter() - started
         else:
-            errors = np.zeros(0)
-        # frames without objects get min(0, lowest object error): scoring.frame_scores takes the
-        # lowest of the whole video, which a stream cannot know yet, so the lowest so far stands
-        # in. Equal for errors >= 0 (mse, the default); minus PSNR is negative.
-        if len(errors):
-            self._empty_score = min(self._empty_score, float(errors.min()))
-        start = 0
-        for (item, frame_cubes), count in zip(ready, counts):
-            item.object_scores = errors[start:start + count]
-            item.raw = self._empty_score
-            if count:
-                worst = int(np.argmax(item.object_scores))
-                item.raw = float(item.object_scores[worst])
-                item.worst_cube = frame_cubes[worst].copy()
-            start += count
-
-    def _emit_smoothed(self, last_known: int, final_length: int | None) -> list[ScoredFrame]:
-        """Median of raw scores t-h..t+h for each waiting frame t whose window is known.
-
-        Indices are clamped to ``[0, N-1]``: scipy's ``median_filter(mode='nearest')``
-        repeats the edge scores the same way.
-        """
-        out = []
-        while self._waiting_smooth:
-            t = self._waiting_smooth[0].index
-            if final_length is None and t + self.half > last_known:
-                break
-            top = last_known if final_length is None else final_length - 1
-            values = [self._raw[min(max(i, 0), top)] for i in range(t - self.half, t + self.half + 1)]
-            item = self._waiting_smooth.popleft()
-            item.score = float(np.median(values))
-            out.append(item)
-            self._raw.pop(t - self.half, None)  # no later window reaches back this far
-        return out
+            scores = np.zeros(0)
+        groups = np.split(scores, np.cumsum(counts)[:-1]) if ready else []
+        for (item, frame_cubes), group, raw in zip(ready, groups, self.frames.raw(groups)):
+            item.object_scores, item.raw = group, raw
+            if len(group):
+                item.worst_cube = frame_cubes[int(np.argmax(group))].copy()
 
 
 def stream_scores(model, frames: Iterable[np.ndarray], box_detector=None, warmup_video=None,
