@@ -76,8 +76,8 @@ DEFAULTS: dict[str, Any] = {
     # The validation split (seqvad.data.validation): training videos held out of training, with
     # injected labelled anomalies; every model choice is made on it, never on test labels.
     # Used by `seqvad experiment --validate`; `videos` names the held-out videos (none by default).
-    "validation": {"videos": [], "kinds": ["glide", "fast"], "seed": 0, "span": 24, "speed": 2.0,
-                   "object_speed": 3.0, "gap": 16, "copies": 2},
+    "validation": {"videos": [], "kinds": ["glide", "foreign", "fast"], "seed": 0, "span": 24,
+                   "speed": 1.25, "object_speed": 1.25, "gap": 16, "copies": 3},
     # seqvad.scoring: the object score is the paper's prediction error (error: mse | psnr);
     # frame score = max over objects, median-filtered over median_window frames; the alarm
     # threshold is the threshold_quantile of the training frame scores
