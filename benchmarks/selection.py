@@ -39,7 +39,7 @@ def config_change(config: dict) -> str:
     return "; ".join(lines) or "(none)"
 
 
-def row_for(run_dir: Path, variant: str, note: str) -> dict:
+def row_for(run_dir: Path, variant: str, note: str, command: str | None = None) -> dict:
     metrics = json.loads((run_dir / "metrics_val.json").read_text())
     if metrics.get("split") != "val":
         raise SystemExit(f"{run_dir}/metrics_val.json is not a validation evaluation")
@@ -53,7 +53,7 @@ def row_for(run_dir: Path, variant: str, note: str) -> dict:
             "val_macro_auc": " / ".join(f"{p['macro_auc']:.4f}" for p in phases),
             "train_minutes": round(seconds / 60, 1), "train_videos": len(manifest["videos"]),
             "val_videos": ",".join(config["validation"]["videos"]), "note": note,
-            "command": metrics["command"], "git_commit": metrics["git_commit"]}
+            "command": command or metrics["command"], "git_commit": metrics["git_commit"]}
 
 
 def main(argv=None) -> int:
@@ -62,8 +62,10 @@ def main(argv=None) -> int:
     parser.add_argument("--variant", required=True, help="a short name for this row")
     parser.add_argument("--note", default="", help="why this variant, what it tests")
     parser.add_argument("--csv", type=Path, help="default: results/<config name>/selection.csv")
+    parser.add_argument("--command", help="the training command (default: the one metrics_val.json records, "
+                                          "which is the re-scoring command after benchmarks/revalidate.py)")
     args = parser.parse_args(argv)
-    row = row_for(args.run_dir, args.variant, args.note)
+    row = row_for(args.run_dir, args.variant, args.note, args.command)
     name = json.loads((args.run_dir / "metrics_val.json").read_text())["config"].get("name", "run")
     path = args.csv or REPO / "results" / name / "selection.csv"
     rows = []
