@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import os
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +31,7 @@ from seqvad.atomic import write_json
 from seqvad.data.datasets import load_dataset
 
 COVER_FRACTION = 0.5
+REPO = Path(__file__).resolve().parents[1]
 
 
 def covered_frames(store, test_videos) -> np.ndarray:
@@ -87,7 +89,8 @@ def main(argv=None) -> int:
     parser.add_argument("--root", default=None, help="Ped2 folder (default: $SEQVAD_DATA/ped2 or ../shared/data/ped2)")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
-    test_videos = load_dataset("ped2", args.root).test
+    root = args.root or Path(os.environ.get("SEQVAD_DATA", REPO.parent / "shared" / "data")) / "ped2"
+    test_videos = load_dataset("ped2", root).test
     result = {"command": "python benchmarks/detector_coverage.py " + " ".join(map(str, args.runs)),
               "rule": f"an abnormal frame is covered when >= {COVER_FRACTION:.0%} of its abnormal pixels "
                       "(UCSD pixel masks) lie inside the union of its boxes",
