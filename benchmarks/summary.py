@@ -81,7 +81,8 @@ def main(argv=None) -> int:
     parser.add_argument("runs", nargs="+", type=Path)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
-    result = summarise(args.runs)
+    result = {"command": " ".join(["python benchmarks/summary.py", *map(str, args.runs), "--out", str(args.out)]),
+              **summarise(args.runs)}
     write_json(args.out, result)
     for name, phase in result["phases"].items():
         low, high = phase["micro_auc_mean_95ci_over_videos"]
