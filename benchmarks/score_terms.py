@@ -26,6 +26,7 @@ from seqvad.scoring import TERMS, Scorer, micro_auc
 COMBINATIONS = {"pre": {"pre": 1}, "rec": {"rec": 1}, "order": {"order": 1}, "knn": {"knn": 1},
                 "pre+rec": {"pre": 1, "rec": 1}, "pre+order": {"pre": 1, "order": 1},
                 "pre+knn": {"pre": 1, "knn": 1}, "pre+rec+order+knn": {t: 1 for t in TERMS}}
+CONTEXT_WEIGHTS = (0.25, 0.5, 1.0, 2.0)
 
 
 def evaluate_terms(run_dir: Path, split: str, max_train: int = 20000, k: int = 10) -> dict:
@@ -34,7 +35,12 @@ def evaluate_terms(run_dir: Path, split: str, max_train: int = 20000, k: int = 1
     labels = pipeline.test_labels(run_dir, store, split)
     scoring = {**config["scoring"], "terms": {t: 1.0 for t in TERMS}, "knn_k": k,
                "context": {"enabled": False}}
-    out = {}
+    started = time.perf_counter()
+    context = Scorer({**scoring, "context": {"enabled": True, "k": k}}).fit_context(train.cubes, train.index)
+    context_values = context.context_scores(store.cubes, store.index)
+    out = {"context": {"context": _auc(context, context_values, store, labels),
+                       "seconds": round(time.perf_counter() - started, 1)}}
+    print("context", out["context"], flush=True)
     for path in pipeline.phase_checkpoints(run_dir):
         started = time.perf_counter()
         model, _, info = load_model(path)
@@ -49,10 +55,18 @@ def evaluate_terms(run_dir: Path, split: str, max_train: int = 20000, k: int = 1
             _, smoothed = scorer.frame_scores(scorer.combine(values, weights=weights), store.index,
                                               store.frame_counts)
             phase[label] = round(micro_auc(labels, smoothed), 4)
+        prediction = scorer.combine(values, weights={"pre": 1})  # normalised by its training median/IQR
+        for weight in CONTEXT_WEIGHTS:
+            phase[f"pre+context*{weight:g}"] = _auc(scorer, prediction + weight * context_values, store, labels)
         phase["seconds"] = round(time.perf_counter() - started, 1)
         out[path.stem] = phase
         print(path.stem, phase, flush=True)
     return out
+
+
+def _auc(scorer: Scorer, object_values, store, labels) -> float:
+    _, smoothed = scorer.frame_scores(object_values, store.index, store.frame_counts)
+    return round(micro_auc(labels, smoothed), 4)
 
 
 def main(argv=None) -> int:
