@@ -50,7 +50,7 @@ def resolve_boxes_path(config: Mapping[str, Any], split: str | None) -> Path:
             raise ConfigError(f"detector.boxes: no boxes file for split {split!r} (have {sorted(boxes)})")
         boxes = boxes[split]
     if not boxes:
-        raise ConfigError("detector.boxes: the precomputed detector needs a boxes file (.npy or .csv)")
+        raise ConfigError("detector.boxes: the precomputed detector needs a boxes file (.npz, .csv or .npy)")
     text = str(boxes)
     if "{split}" in text:
         if split is None:
@@ -156,8 +156,8 @@ def prepare_split(videos: Sequence[Video], config: Mapping[str, Any], cache_dir:
     split_boxes = boxes_file = None
     if kind.uses_split_boxes:
         boxes_file = resolve_boxes_path(config, split)
-        split_boxes = load_box_file(boxes_file, list(zip(names, frame_counts)),
-                                    allow_pickle=bool(detector_cfg.get("allow_pickle", False)))
+        # a pickled .npy loads only when named with --allow-pickle (precomputed.allow_pickle_for)
+        split_boxes = load_box_file(boxes_file, list(zip(names, frame_counts)))
     key = cache_key(detector_cfg, cubes_cfg, boxes_file)
 
     reason = CubeStore.stale_reason(cache_dir, key, list(zip(names, frame_counts)),
