@@ -2,24 +2,23 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 from seqvad import pipeline
+from seqvad.runfolder import move_aside, run_markers
 
 
 def run_experiment(config: dict, run_dir: Path, progress: bool = True, fresh: bool = False,
                    workers: int | None = None, validate: bool = False) -> dict:
-    """prepare -> train -> evaluate in one run folder; resumes an interrupted run unless ``fresh``.
+    """prepare -> train -> evaluate in one run folder; resumes an interrupted run unless ``fresh``
+    (which moves an existing run aside to ``NAME.old-TIMESTAMP``).
 
     ``validate``: a model-selection run. The videos named in ``validation.videos`` are held out
     of training and evaluated with injected anomalies (``seqvad.data.validation``); the test
     split is not prepared or scored at all."""
     run_dir = Path(run_dir)
-    if fresh and (run_dir / "checkpoints").exists():
-        shutil.rmtree(run_dir / "checkpoints")
-        for name in ("log.csv", "log.json", "metrics.json", "scores.csv", "metrics_val.json", "scores_val.csv"):
-            (run_dir / name).unlink(missing_ok=True)
+    if fresh and run_markers(run_dir):  # moved aside, never deleted
+        move_aside(run_dir)
     train_videos, test_videos, label_source = pipeline.load_videos(config)
     config.setdefault("data", {})["label_source"] = label_source
     if validate:
