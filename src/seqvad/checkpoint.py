@@ -200,9 +200,14 @@ def read_model_file(path: str | os.PathLike) -> dict[str, Any]:
     try:
         payload = _load_weights_only(path, "cpu", allow_numpy=True)
     except Exception as exc:  # torch raises many types for damaged files
-        raise DataError(f"{path}: not a readable seqvad model file ({type(exc).__name__})") from None
+        why = " (it holds more than weights and data; refused, nothing in it was run)" \
+            if type(exc).__name__ == "UnpicklingError" else ""
+        raise DataError(f"{path}: not a readable seqvad model file ({type(exc).__name__}){why}") from None
     if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
         raise DataError(f"{path}: not a seqvad model file (train one with `seqvad train`)")
+    missing = [key for key in ("config", "state_dict", "channels") if key not in payload]
+    if missing or not isinstance(payload.get("config"), Mapping):
+        raise DataError(f"{path}: damaged seqvad model file (missing {', '.join(missing) or 'a config mapping'})")
     if payload.get("format_version") not in READABLE_MODEL_FORMATS:
         raise DataError(f"{path}: model file format {payload.get('format_version')} is not supported by "
                         f"seqvad {__version__} (expects {MODEL_FORMAT_VERSION}); retrain or upgrade")
