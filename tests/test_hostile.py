@@ -453,3 +453,13 @@ def test_gpu_asked_on_a_machine_without_one_is_one_line(tiny, tmp_path, capsys):
     assert "no CUDA GPU" in one_error_line(capsys)
     assert main(["evaluate", str(tiny["run"]), "--device", "cuda"]) == 2
     assert "no CUDA GPU" in one_error_line(capsys)
+
+
+def test_a_folder_named_like_a_builtin_config_does_not_hide_it(tmp_path, monkeypatch):
+    """Found by benchmarks/hostile_probes.py: `seqvad demo` run beside a run folder named demo
+    read that folder as the config file ("config file does not exist")."""
+    from seqvad.config import load_config
+
+    (tmp_path / "demo").mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert load_config("demo")["name"] == "demo"

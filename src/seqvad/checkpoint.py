@@ -200,9 +200,9 @@ def read_model_file(path: str | os.PathLike) -> dict[str, Any]:
     try:
         payload = _load_weights_only(path, "cpu", allow_numpy=True)
     except Exception as exc:  # torch raises many types for damaged files
-        why = " (it holds more than weights and data; refused, nothing in it was run)" \
-            if type(exc).__name__ == "UnpicklingError" else ""
-        raise DataError(f"{path}: not a readable seqvad model file ({type(exc).__name__}){why}") from None
+        why = "it holds more than weights and data (refused: nothing in it was run)" \
+            if type(exc).__name__ == "UnpicklingError" else type(exc).__name__
+        raise DataError(f"{path}: not a readable seqvad model file: {why}") from None
     if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
         raise DataError(f"{path}: not a seqvad model file (train one with `seqvad train`)")
     missing = [key for key in ("config", "state_dict", "channels") if key not in payload]

@@ -137,7 +137,7 @@ def load_config(source: str | Path | Mapping[str, Any] | None = None,
         user: Mapping[str, Any] = {}
     elif isinstance(source, Mapping):
         user = source
-    elif Path(source).suffix in (".yaml", ".yml") or Path(source).exists():
+    elif Path(source).suffix in (".yaml", ".yml") or Path(source).is_file():  # a folder named demo is no config
         user = read_yaml(source)
     else:
         name = str(source)
@@ -157,7 +157,7 @@ def load_config(source: str | Path | Mapping[str, Any] | None = None,
 def _config_id(source: str | Path) -> str:
     """One name per config, however a path to it is written (for the ``base:`` cycle check)."""
     path = Path(source)
-    return str(path.resolve()) if path.exists() else str(source)
+    return str(path.resolve()) if path.is_file() else str(source)
 
 
 def set_dotted(config: dict[str, Any], dotted: str, value: Any) -> None:

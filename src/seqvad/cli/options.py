@@ -41,9 +41,11 @@ def config_from_args(args) -> dict:
 
     from seqvad.config_check import validate
 
-    config = load_config(getattr(args, "config", None) or getattr(args, "dataset", None) or None)
+    name = getattr(args, "config", None) or getattr(args, "dataset", None) or None
+    config = load_config(name)
     apply_overrides(config, getattr(args, "set", None) or [])
-    validate(config)  # before the options below write into its sections
+    source = f"config {name or 'defaults'}{' with --set' if getattr(args, 'set', None) else ''}"
+    validate(config, source)  # before the options below write into its sections
     if getattr(args, "detector", None):
         config["detector"]["name"] = args.detector
     if getattr(args, "boxes", None):
@@ -54,7 +56,7 @@ def config_from_args(args) -> dict:
         config["data"]["root"] = str(args.root)
     if getattr(args, "dataset", None):
         config["data"]["dataset"] = args.dataset
-    validate(config)
+    validate(config, source)
     if getattr(args, "allow_pickle", False):
         trust_boxes_files(config)
     return config

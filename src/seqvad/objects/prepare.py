@@ -59,7 +59,10 @@ def resolve_boxes_path(config: Mapping[str, Any], split: str | None) -> Path:
     path = Path(text).expanduser()
     root = (config.get("data") or {}).get("root")
     if not path.is_absolute() and not path.exists() and root:
-        path = Path(root).expanduser() / path
+        under_root = Path(root).expanduser() / path
+        # a .npz still to be converted from the .npy beside it: name the place where the .npy is
+        if under_root.exists() or not path.with_suffix(".npy").exists():
+            path = under_root
     return path
 
 
