@@ -206,6 +206,8 @@ def probes(work: Path, paths: dict[str, Path], live_pid: int, dead_pid: int) -> 
               "schedule.lr must be a number"),
         Probe("negative batch size", ["prepare", *common, "--out", "r6", "--set", "train.batch_size=-1"], 2,
               "must be >= 1"),
+        Probe("unknown device name", ["train", *common, "--out", "r10", "--set", "train.device=gpu"], 2,
+              "must be cpu, cuda, cuda:N, mps or auto"),
         Probe("config whose base is itself", ["prepare", "--config", "loop.yaml", "--out", "r7"], 2,
               "refers back to itself"),
         Probe("fresh train into a trained run", ["train", *common, "--out", "run"], 2, "already holds a run",

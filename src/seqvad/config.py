@@ -91,6 +91,12 @@ DEFAULTS: dict[str, Any] = {
                 "terms": {"pre": 1.0, "rec": 0.0, "order": 0.0, "knn": 0.0}, "knn_k": 10},
 }
 
+# Keys that change how training runs but not what it computes: a resume may change them.
+RESUMABLE_KEYS = frozenset({
+    "train.checkpoint_minutes", "train.checkpoint_every_steps", "train.device",
+    "train.num_workers", "train.progress", "train.threads", "train.keep_epoch_checkpoints",
+})
+
 
 def section(config: Mapping[str, Any], name: str) -> dict[str, Any]:
     """``config[name]`` over its defaults: a key the config leaves out takes its one default here."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import difflib
 import numbers
+import re
 from typing import Any, Callable, Mapping
 
 from seqvad.config import DEFAULTS
@@ -53,12 +54,17 @@ def _fraction(value):
     return None if 0 <= value <= 1 else f"must lie in [0, 1], got {value!r}"
 
 
+def _device(value):
+    known = value in ("cpu", "cuda", "mps", "auto") or re.fullmatch(r"cuda:\d+", str(value))
+    return None if known else f"must be cpu, cuda, cuda:N, mps or auto, got {value!r}"
+
+
 def _quantile(value):
     return None if 0 < value <= 1 else f"must lie in (0, 1], got {value!r}"
 
 
 RULES: dict[str, Callable[[Any], str | None]] = {
-    "train.batch_size": _at_least(1), "train.checkpoint_minutes": _at_least(0),
+    "train.device": _device, "train.batch_size": _at_least(1), "train.checkpoint_minutes": _at_least(0),
     "train.checkpoint_every_steps": _at_least(0), "train.threads": _at_least(1), "train.num_workers": _at_least(0),
     "train.balance": _one_of("none", "project", "scale"), "train.balance_ratio": _at_least(0, strict=True),
     "cubes.window": _at_least(1), "cubes.size": _at_least(4), "cubes.channels": _one_of(1, 3),

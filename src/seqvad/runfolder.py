@@ -95,8 +95,7 @@ def saved_config(run_dir: Path) -> dict | None:
 def config_changes(saved: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
     """The dotted keys of :data:`RUN_SECTIONS` (and ``train`` settings other than the
     resumable ones) that differ between a saved run config and the current one."""
-    from seqvad.config import diff, load_config
-    from seqvad.train import RESUMABLE_KEYS
+    from seqvad.config import RESUMABLE_KEYS, diff, load_config
 
     a, b = load_config(dict(saved)), load_config(dict(current))
     changes = diff({k: a.get(k) for k in (*RUN_SECTIONS, "train")}, {k: b.get(k) for k in (*RUN_SECTIONS, "train")})

@@ -45,7 +45,7 @@ import yaml
 from torch import nn
 
 from seqvad import __version__
-from seqvad.config import diff, load_config
+from seqvad.config import RESUMABLE_KEYS, diff, load_config
 from seqvad.errors import ConfigError, DataError, SeqvadError
 from seqvad.atomic import write_bytes as atomic_write_bytes
 from seqvad.devices import device_name
@@ -59,11 +59,6 @@ log = logging.getLogger(__name__)
 # Config sections whose values decide the trained weights; a resume must match them. (The cube
 # data itself is checked by a fingerprint, so detector/cubes settings need no comparing.)
 TRAINING_SECTIONS = ("model", "tasks", "schedule", "train")
-# Keys that change how training runs but not what it computes: a resume may change them.
-RESUMABLE_KEYS = frozenset({
-    "train.checkpoint_minutes", "train.checkpoint_every_steps", "train.device",
-    "train.num_workers", "train.progress", "train.threads", "train.keep_epoch_checkpoints",
-})
 MEMORY_TASK = "sps"  # the memory sparsity loss, on in every phase when model.memory is set
 # How the gradient of a phase's later tasks on the shared encoder is combined with the gradient of
 # its first task (the anchor: the prediction task in the paper's order, the one that scores):

@@ -24,10 +24,12 @@ def add_demo(sub) -> None:
 def cmd_demo(args) -> int:
     from seqvad.experiment import run_experiment
 
+    from seqvad.devices import device_name
     from seqvad.runfolder import claim
 
     args.config = "demo_quick" if args.quick else "demo"
     config = config_from_args(args)
+    device_name(config["train"].get("device"))
     run_dir = Path(args.out) if args.out else Path("runs") / ("demo-quick" if args.quick else "demo")
     with claim(run_dir, config, "demo", fresh=True):  # the demo always starts afresh: an older one is moved aside
         result = run_experiment(config, run_dir, progress=not args.quiet)
@@ -57,6 +59,7 @@ def add_experiment(sub) -> None:
 
 
 def cmd_experiment(args) -> int:
+    from seqvad.devices import device_name
     from seqvad.experiment import run_experiment
     from seqvad.runfolder import claim
 
@@ -64,6 +67,7 @@ def cmd_experiment(args) -> int:
     config = config_from_args(args)
     suffix = f"-{args.detector.replace('+', '_')}" if args.detector else ""
     run_dir = Path(args.out) if args.out else Path("runs") / f"{config.get('name', args.name)}{suffix}"
+    device_name(config["train"].get("device"))  # a GPU this machine lacks: say so before detecting
     # an interrupted run resumes, with the settings it was started with
     with claim(run_dir, config, "experiment", fresh=args.fresh, continue_run=True):
         result = run_experiment(config, run_dir, progress=not args.quiet, workers=args.workers,

@@ -23,6 +23,7 @@ def add_train(sub) -> None:
 
 def cmd_train(args) -> int:
     from seqvad import pipeline
+    from seqvad.devices import device_name
     from seqvad.errors import ConfigError, DataError
     from seqvad.runfolder import claim
 
@@ -42,6 +43,7 @@ def cmd_train(args) -> int:
     else:
         train, test, _ = pipeline.load_videos(config)
     run_dir = run_dir_of(args, config)
+    device_name(config["train"].get("device"))  # a GPU this machine lacks: say so before detecting
     if args.resume and not (run_dir / "checkpoints" / "last.pt").is_file():
         raise DataError(f"{run_dir}: nothing to resume ({run_dir / 'checkpoints' / 'last.pt'} does not exist)")
     splits = {"train": train, **({"test": test} if test else {})}
