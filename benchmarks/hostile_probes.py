@@ -125,6 +125,10 @@ def build_workspace(work: Path) -> dict[str, Path]:
     (work / "loop.yaml").write_text(f"base: {work / 'loop.yaml'}\n")
     (work / "empty.csv").write_text("video,start,end\n")
     partial = make_root(work / "partial", labelled=["file"])
+    for seed in range(2):  # the same video names, other lengths
+        write_avi(work / "other" / "training" / f"normal{seed}.avi", clip(28, seed + 50))
+    for folder in ("testing", "labels"):
+        shutil.copytree(root / folder, work / "other" / folder)
     for name in ("demo", "poisoned", "blocked", "locked", "stale", "fresh", "readonly"):
         shutil.copytree(work / "run", work / name)
     state = torch.load(work / "poisoned" / "checkpoints" / "phase1.pt", weights_only=True)
@@ -214,6 +218,8 @@ def probes(work: Path, paths: dict[str, Path], live_pid: int, dead_pid: int) -> 
               keep=[run]),
         Probe("prepare other cube settings into a trained run", ["prepare", *common, "--out", "run", "--set",
               "cubes.size=16"], 2, "other settings", keep=[run]),
+        Probe("prepare other videos into a trained run", ["prepare", *common[:3], "other", *common[4:], "--out",
+              "run"], 2, "would be rebuilt", keep=[run]),
         Probe("the same with --fresh: old run moved aside", ["prepare", *common, "--out", "fresh", "--set",
               "cubes.size=16", "--fresh"], 0, "moved the previous run", check=moved_aside),
         Probe("second prepare while a live process holds the run", ["prepare", *common, "--out", "locked"], 2,

@@ -272,6 +272,20 @@ def test_prepare_refuses_to_rebuild_the_cubes_of_a_trained_run(tiny, tmp_path, c
     assert snapshot(run) == before
 
 
+def test_prepare_refuses_to_rebuild_a_trained_runs_cubes_from_other_videos(tiny, tmp_path, capsys):
+    run = copy_run(tiny, tmp_path)
+    other = tmp_path / "other"
+    for seed in range(2):  # same names, other lengths: the settings match, the videos do not
+        write_avi(other / "training" / f"normal{seed}.avi", clip(28, seed + 50))
+    shutil.copytree(tiny["root"] / "testing", other / "testing")
+    shutil.copytree(tiny["root"] / "labels", other / "labels")
+    before = snapshot(run)
+    args = ["prepare", "--config", str(tiny["config"]), "--root", str(other), "--workers", "1", "--quiet"]
+    assert main([*args, "--out", str(run)]) == 2
+    assert "cubes a run was trained on would be rebuilt" in one_error_line(capsys)
+    assert snapshot(run) == before
+
+
 def test_fresh_moves_the_old_run_aside_never_deletes(tiny, tmp_path, capsys):
     run = copy_run(tiny, tmp_path)
     before = snapshot(run)

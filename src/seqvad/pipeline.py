@@ -48,13 +48,14 @@ def load_videos(config: dict) -> tuple[list, list, str]:
 # -- cubes ------------------------------------------------------------------------------------
 
 def prepare(config: dict, run_dir: Path, videos: dict[str, Sequence], workers: int | None = None,
-            progress: bool = True) -> dict[str, Any]:
-    """Cube caches for the given splits (``{'train': videos, 'test': videos}``) under RUN/cubes."""
+            progress: bool = True, keep: bool = False) -> dict[str, Any]:
+    """Cube caches for the given splits (``{'train': videos, 'test': videos}``) under RUN/cubes;
+    ``keep``: the run folder holds a trained run, whose caches must not be rebuilt."""
     from seqvad.objects.prepare import prepare_split
 
     config = with_resolved_root(config)
     return {split: prepare_split(list(split_videos), config, Path(run_dir) / "cubes" / split, workers=workers,
-                                 progress=progress, split=split)
+                                 progress=progress, split=split, keep=keep)
             for split, split_videos in videos.items()}
 
 

@@ -15,6 +15,7 @@ import os
 import socket
 import tempfile
 import time
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterator, Mapping
@@ -104,10 +105,16 @@ def config_changes(saved: Mapping[str, Any], current: Mapping[str, Any]) -> list
     return [c for c in changes if c.split(":")[0] not in ignored and not c.startswith("detector.boxes.")]
 
 
+@dataclass
+class Claim:
+    moved: Path | None  # where an older run was moved aside
+    trained: bool  # the folder holds a trained run that continues: its cube caches must stay
+
+
 @contextlib.contextmanager
 def claim(run_dir: Path, config: Mapping[str, Any], command: str, fresh: bool = False,
-          continue_run: bool = False) -> Iterator[Path | None]:
-    """Check and lock ``run_dir`` for ``command``; yields where an older run was moved (or None).
+          continue_run: bool = False) -> Iterator[Claim]:
+    """Check and lock ``run_dir`` for ``command``.
 
     * an existing run is moved aside with ``fresh``;
     * otherwise ``continue_run`` (resume, or an experiment that resumes) needs the same
@@ -130,7 +137,7 @@ def claim(run_dir: Path, config: Mapping[str, Any], command: str, fresh: bool = 
         elif markers:
             raise ConfigError(f"{run_dir} already holds a run ({', '.join(markers)}); use another --out, "
                               f"or --fresh to move it aside{'' if command == 'prepare' else ' (or --resume)'}")
-        yield moved
+        yield Claim(moved, moved is None and any((run_dir / "checkpoints").rglob("*.pt")))
 
 
 class RunLock:

@@ -69,9 +69,9 @@ def cmd_experiment(args) -> int:
     run_dir = Path(args.out) if args.out else Path("runs") / f"{config.get('name', args.name)}{suffix}"
     device_name(config["train"].get("device"))  # a GPU this machine lacks: say so before detecting
     # an interrupted run resumes, with the settings it was started with
-    with claim(run_dir, config, "experiment", fresh=args.fresh, continue_run=True):
+    with claim(run_dir, config, "experiment", fresh=args.fresh, continue_run=True) as run:
         result = run_experiment(config, run_dir, progress=not args.quiet, workers=args.workers,
-                                validate=args.validate)
+                                validate=args.validate, keep_cubes=run.trained)
     print_phase_table(result)
     print(f"metrics: {run_dir / ('metrics_val.json' if args.validate else 'metrics.json')}")
     return 0

@@ -24,8 +24,8 @@ def cmd_prepare(args) -> int:
     run_dir = run_dir_of(args, config)
     train, test, _ = pipeline.load_videos(config)
     # a trained run's cubes may be rebuilt only with the settings it was trained with
-    with claim(run_dir, config, "prepare", fresh=args.fresh, continue_run=True):
+    with claim(run_dir, config, "prepare", fresh=args.fresh, continue_run=True) as run:
         pipeline.prepare(config, run_dir, {"train": train, "test": test}, workers=args.workers,
-                         progress=not args.quiet)
+                         progress=not args.quiet, keep=run.trained)
         pipeline.save_labels(run_dir, test)
     return 0

@@ -47,8 +47,8 @@ def cmd_train(args) -> int:
     if args.resume and not (run_dir / "checkpoints" / "last.pt").is_file():
         raise DataError(f"{run_dir}: nothing to resume ({run_dir / 'checkpoints' / 'last.pt'} does not exist)")
     splits = {"train": train, **({"test": test} if test else {})}
-    with claim(run_dir, config, "train", fresh=args.fresh, continue_run=args.resume):
-        pipeline.prepare(config, run_dir, splits, workers=args.workers, progress=not args.quiet)
+    with claim(run_dir, config, "train", fresh=args.fresh, continue_run=args.resume) as run:
+        pipeline.prepare(config, run_dir, splits, workers=args.workers, progress=not args.quiet, keep=run.trained)
         if test:
             pipeline.save_labels(run_dir, test)
         summary = pipeline.train(config, run_dir, resume=args.resume, progress=not args.quiet)

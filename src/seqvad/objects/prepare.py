@@ -137,13 +137,14 @@ def _portable(video: Video) -> Video:
 
 def prepare_split(videos: Sequence[Video], config: Mapping[str, Any], cache_dir: str | os.PathLike,
                   workers: int | None = None, progress: bool = True, split: str | None = None,
-                  rebuild: bool = False) -> CubeStore:
+                  rebuild: bool = False, keep: bool = False) -> CubeStore:
     """Detect objects and extract cubes of ``videos`` into ``cache_dir`` (or reuse it).
 
     ``config`` needs the sections ``detector`` and ``cubes`` (``data.root`` resolves a
     relative boxes file).  ``workers``: processes (default: one per core, at most one per
     video).  ``split`` picks the boxes file of a precomputed detector.  ``progress`` shows
-    a bar and prints a one-line summary.
+    a bar and prints a one-line summary.  ``keep``: the cache belongs to a trained run, whose
+    weights were learnt on it: refuse to rebuild it (other videos, boxes or settings).
     """
     cache_dir = Path(cache_dir)
     detector_cfg = dict(config.get("detector") or DEFAULTS["detector"])
@@ -167,6 +168,9 @@ def prepare_split(videos: Sequence[Video], config: Mapping[str, Any], cache_dir:
                                     [v.reader.fingerprint for v in videos])
     if rebuild and reason is None:
         reason = "rebuild asked"
+    if keep and reason not in (None, "no cache yet"):
+        raise ConfigError(f"{cache_dir}: the cubes a run was trained on would be rebuilt ({reason}); "
+                          "use another --out, or --fresh to move that run aside")
     if reason is None:
         store = CubeStore.load(cache_dir)
         log.info("%s: reusing cube cache (%d cubes)", cache_dir, len(store))

@@ -77,8 +77,6 @@ def run_detection(model, source: Source, out_dir: str | Path | None = None, thre
             outputs.add(item)
         finished = True
     finally:
-        if restore_sigint:
-            restore_sigint()
         bar.close()
         outputs.close()
         source.close()
@@ -88,7 +86,11 @@ def run_detection(model, source: Source, out_dir: str | Path | None = None, thre
                    "wall": round(wall, 4), "frames": frames.count,
                    "fps": round(frames.count / wall, 2) if wall > 0 else 0.0}
         stopped = _stop_reason(frames, source, finished)
-        _write_report_safely(model, outputs, source, threshold, fps, timings, stopped, model_label)
+        try:
+            _write_report_safely(model, outputs, source, threshold, fps, timings, stopped, model_label)
+        finally:
+            if restore_sigint:  # only now: a first signal while the outputs close must not kill them
+                restore_sigint()
     if outputs.failures:
         raise DataError(f"{out_dir}: {len(outputs.failures)} output(s) failed: {'; '.join(outputs.failures)}")
     if frames.error is not None:
