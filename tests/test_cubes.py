@@ -201,7 +201,10 @@ def test_worker_processes_match_inline(tmp_path):
         np.testing.assert_array_equal(inline.index[name], pooled.index[name])
 
 
-def test_precomputed_npy_split_file_through_prepare(tmp_path, two_videos):
+def test_precomputed_npy_split_file_through_prepare(tmp_path, two_videos, monkeypatch):
+    from seqvad.objects.detectors import precomputed
+
+    monkeypatch.setattr(precomputed, "_PICKLE_ALLOWED", set())
     per_frame = np.empty(13, dtype=object)  # 8 + 5 frames of the split, joined in order
     per_frame[:] = [np.zeros((0, 4), np.float32)] * 13
     per_frame[9] = np.array([[4, 4, 36, 36]], np.float32)  # video b, frame 1
@@ -209,10 +212,11 @@ def test_precomputed_npy_split_file_through_prepare(tmp_path, two_videos):
     config = {"data": {"root": str(tmp_path)},
               "detector": {"name": "precomputed", "boxes": "boxes_{split}.npy", "allow_pickle": True},
               "cubes": DEFAULTS["cubes"]}
+    # pickles load only for a file named on the command line (--allow-pickle), never by a config
+    with pytest.raises(ConfigError, match="pickled object array"):
+        prepare_split(two_videos, config, tmp_path / "cache2", split="test", workers=1, progress=False)
+    precomputed.allow_pickle_for(tmp_path / "boxes_test.npy")
     store = prepare_split(two_videos, config, tmp_path / "cache", split="test", workers=1, progress=False)
     np.testing.assert_array_equal(store.index["video"], [1])
     np.testing.assert_array_equal(store.index["frame"], [1])
     assert store.manifest["boxes_file"] == str(tmp_path / "boxes_test.npy")
-    config["detector"]["allow_pickle"] = False  # pickles load only when the config says so
-    with pytest.raises(ConfigError, match="allow_pickle"):
-        prepare_split(two_videos, config, tmp_path / "cache2", split="test", workers=1, progress=False)

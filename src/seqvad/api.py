@@ -18,7 +18,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from seqvad.checkpoint import MODEL_FORMAT, MODEL_FORMAT_VERSION, load_model, read_model_file, save_model_file
+from seqvad.checkpoint import (MODEL_FORMAT, MODEL_FORMAT_VERSION, load_model, load_weights, read_model_file,
+                               save_model_file)
 from seqvad.config import cube_geometry
 from seqvad.errors import DataError
 from seqvad.scoring.scorer import Scorer
@@ -159,15 +160,22 @@ class Detector:
 
     @classmethod
     def load(cls, path: str | Path, device: str | None = None) -> "Detector":
-        """A model file written by :meth:`save` (read weights-only: loading runs no code from it)."""
+        """A model file written by :meth:`save` (read weights-only: loading runs no code from it),
+        onto ``device`` (default: this machine's, whatever device trained it)."""
+        from seqvad.devices import inference_device
+        from seqvad.errors import ConfigError
         from seqvad.model import build_model
 
+        device = inference_device(device)
         payload = read_model_file(path)
-        detector = cls(payload["config"], device=device)
-        geometry = cube_geometry(detector.config)
-        model = build_model(detector.config["model"], channels=payload["channels"], window=geometry["window"],
-                            size=geometry["size"])
-        model.load_state_dict(payload["state_dict"])
+        try:
+            detector = cls(payload["config"], device=device)
+            geometry = cube_geometry(detector.config)
+            model = build_model(detector.config["model"], channels=payload["channels"], window=geometry["window"],
+                                size=geometry["size"])
+        except (ConfigError, TypeError, ValueError, KeyError) as exc:
+            raise DataError(f"{path}: its config does not describe a model ({type(exc).__name__}: {exc})") from None
+        load_weights(model, payload["state_dict"], Path(path))
         detector.model = model.to(detector.device).eval()
         detector.phase_info = payload.get("phase_info") or {}
         if payload.get("scorer") is not None:
@@ -185,8 +193,10 @@ class Detector:
         """The model of a run folder (the last phase by default), its scorer fitted on its training cubes."""
         from seqvad.experiment import trained_run
 
+        from seqvad.devices import inference_device
+
         config, path, train_store = trained_run(Path(run_dir), phase)
-        detector = cls(config, device=device)
+        detector = cls(config, device=inference_device(device))
         detector.model, _, detector.phase_info = load_model(path, map_location=detector.device)
         detector.model.to(detector.device).eval()
         detector._calibrate(train_store)

@@ -70,6 +70,39 @@ def _load_weights_only(path: Path, map_location: Any = "cpu", allow_numpy: bool 
             return torch.load(path, map_location=map_location, weights_only=True)
 
 
+def nonfinite_entries(state: Any, prefix: str = "") -> list[str]:
+    """Names of the floating-point tensors in ``state`` (nested dicts and lists) holding NaN or inf."""
+    import torch
+
+    if isinstance(state, torch.Tensor):
+        return [prefix or "tensor"] if state.is_floating_point() and not bool(torch.isfinite(state).all()) else []
+    if isinstance(state, Mapping):
+        return [name for key, value in state.items() for name in nonfinite_entries(value, f"{prefix}{key}.")]
+    if isinstance(state, (list, tuple)):
+        return [name for i, value in enumerate(state) for name in nonfinite_entries(value, f"{prefix}{i}.")]
+    return []
+
+
+def _names(entries: list[str]) -> str:
+    entries = [e.rstrip(".") for e in entries]
+    return ", ".join(entries[:3]) + (f" and {len(entries) - 3} more" if len(entries) > 3 else "")
+
+
+def load_weights(model, state_dict: Mapping[str, Any], path: Path) -> None:
+    """``model.load_state_dict`` with one-line errors: non-finite values (a diverged run), or
+    weights that do not fit the model the file's config describes (an edited config)."""
+    bad = nonfinite_entries(state_dict)
+    if bad:
+        raise DataError(f"{path}: the weights hold NaN or infinite values ({_names(bad)}): a diverged run, "
+                        "not usable; use an earlier checkpoint or retrain with a lower schedule.lr")
+    try:
+        model.load_state_dict(state_dict)
+    except (RuntimeError, KeyError, TypeError) as exc:
+        first = next((line.strip() for line in str(exc).splitlines()[1:] if line.strip()), str(exc))
+        raise DataError(f"{path}: the weights do not fit the model its config describes (edited config?): "
+                        f"{first.rstrip('.')}") from None
+
+
 # -- checkpoints (the trainer's) ---------------------------------------------------------------
 
 def save_checkpoint(state: dict[str, Any], path: Path) -> None:
@@ -109,9 +142,12 @@ def load_model(path: str | os.PathLike, map_location: Any = "cpu"):
 
     state = load_checkpoint(path, map_location)
     geometry = state["cube_geometry"]
-    model = build_model(state["config"]["model"], geometry["channels"],
-                        window=geometry["window"], size=geometry["size"])
-    model.load_state_dict(state["model"])
+    try:
+        model = build_model(state["config"]["model"], geometry["channels"],
+                            window=geometry["window"], size=geometry["size"])
+    except (TypeError, ValueError, KeyError) as exc:
+        raise DataError(f"{path}: its config does not describe a model ({type(exc).__name__}: {exc})") from None
+    load_weights(model, state["model"], Path(path))
     model.to(map_location if isinstance(map_location, (str, torch.device)) else "cpu").eval()
     info = {**geometry, **state.get("info", {}), "kind": state.get("kind"),
             "seqvad_version": state.get("seqvad_version")}
@@ -164,9 +200,14 @@ def read_model_file(path: str | os.PathLike) -> dict[str, Any]:
     try:
         payload = _load_weights_only(path, "cpu", allow_numpy=True)
     except Exception as exc:  # torch raises many types for damaged files
-        raise DataError(f"{path}: not a readable seqvad model file ({type(exc).__name__})") from None
+        why = "it holds more than weights and data (refused: nothing in it was run)" \
+            if type(exc).__name__ == "UnpicklingError" else type(exc).__name__
+        raise DataError(f"{path}: not a readable seqvad model file: {why}") from None
     if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
         raise DataError(f"{path}: not a seqvad model file (train one with `seqvad train`)")
+    missing = [key for key in ("config", "state_dict", "channels") if key not in payload]
+    if missing or not isinstance(payload.get("config"), Mapping):
+        raise DataError(f"{path}: damaged seqvad model file (missing {', '.join(missing) or 'a config mapping'})")
     if payload.get("format_version") not in READABLE_MODEL_FORMATS:
         raise DataError(f"{path}: model file format {payload.get('format_version')} is not supported by "
                         f"seqvad {__version__} (expects {MODEL_FORMAT_VERSION}); retrain or upgrade")

@@ -23,10 +23,10 @@ DEFAULTS: dict[str, Any] = {
     "data": {"dataset": None, "root": None, "avenue_labels": "masks"},
     "detector": {
         "name": "motion",  # motion | yolox | yolox+motion | precomputed
-        # 'precomputed': a .npy object array (one (k,4) array per frame) or a .csv
-        # (video,frame,x1,y1,x2,y2[,score,class]); may contain {split}; relative to data.root
+        # 'precomputed': a .npz of plain arrays (`seqvad boxes convert`) or a .csv
+        # (video,frame,x1,y1,x2,y2[,score,class]); may contain {split}; relative to data.root.
+        # A .npy object array is a pickle: it loads only with --allow-pickle on the command line
         "boxes": None,
-        "allow_pickle": False,  # .npy object arrays are pickles: enable only for files you trust
         "merge_iou": 0.3,  # a motion box overlapping a detector box by more is dropped
         "yolox": {
             "model": None,  # None: the bundled seqvad/assets/yolox_nano.onnx
@@ -91,6 +91,12 @@ DEFAULTS: dict[str, Any] = {
                 "terms": {"pre": 1.0, "rec": 0.0, "order": 0.0, "knn": 0.0}, "knn_k": 10},
 }
 
+# Keys that change how training runs but not what it computes: a resume may change them.
+RESUMABLE_KEYS = frozenset({
+    "train.checkpoint_minutes", "train.checkpoint_every_steps", "train.device",
+    "train.num_workers", "train.progress", "train.threads", "train.keep_epoch_checkpoints",
+})
+
 
 def section(config: Mapping[str, Any], name: str) -> dict[str, Any]:
     """``config[name]`` over its defaults: a key the config leaves out takes its one default here."""
@@ -131,13 +137,13 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
 
 
 def load_config(source: str | Path | Mapping[str, Any] | None = None,
-                overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+                overrides: Mapping[str, Any] | None = None, _chain: tuple[str, ...] = ()) -> dict[str, Any]:
     """Defaults <- (a built-in name such as ``ped2``, a YAML path, or a dict) <- overrides."""
     if source is None:
         user: Mapping[str, Any] = {}
     elif isinstance(source, Mapping):
         user = source
-    elif Path(source).suffix in (".yaml", ".yml") or Path(source).exists():
+    elif Path(source).suffix in (".yaml", ".yml") or Path(source).is_file():  # a folder named demo is no config
         user = read_yaml(source)
     else:
         name = str(source)
@@ -147,16 +153,29 @@ def load_config(source: str | Path | Mapping[str, Any] | None = None,
         user = yaml.safe_load(resources.files("seqvad.configs").joinpath(name + ".yaml").read_text())
     config = deep_merge(DEFAULTS, user)
     if user.get("base"):
-        config = deep_merge(load_config(user["base"]), {k: v for k, v in user.items() if k != "base"})
+        base, here = _config_id(user["base"]), "<config>" if isinstance(source, Mapping) else _config_id(source)
+        if base in _chain or base == here:  # a config that is its own base would recurse forever
+            raise ConfigError(f"{here}: base: {base} refers back to itself ({' -> '.join([*_chain, here, base])})")
+        config = deep_merge(load_config(base, _chain=(*_chain, here)), {k: v for k, v in user.items() if k != "base"})
     return deep_merge(config, overrides or {})
+
+
+def _config_id(source: str | Path) -> str:
+    """One name per config, however a path to it is written (for the ``base:`` cycle check)."""
+    path = Path(source)
+    return str(path.resolve()) if path.is_file() else str(source)
 
 
 def set_dotted(config: dict[str, Any], dotted: str, value: Any) -> None:
     """``set_dotted(cfg, 'train.batch_size', 64)``: used for ``--set key=value`` overrides."""
     keys = dotted.split(".")
+    if not all(keys):
+        raise ConfigError(f"{dotted}: not a config key (expected section.key, e.g. train.batch_size)")
     node = config
-    for key in keys[:-1]:
+    for depth, key in enumerate(keys[:-1]):
         node = node.setdefault(key, {})
+        if not isinstance(node, dict):  # e.g. train.seed.x: train.seed is a number, not a section
+            raise ConfigError(f"{dotted}: {'.'.join(keys[:depth + 1])} is a value ({node!r}), not a section")
     node[keys[-1]] = value
 
 

@@ -14,7 +14,6 @@ The modules it calls know nothing of each other; this is the only place that doe
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -22,7 +21,7 @@ from typing import Any, Sequence
 import numpy as np
 import yaml
 
-from seqvad.atomic import write_bytes, write_json
+from seqvad.atomic import replacing, write_bytes, write_json
 from seqvad.errors import DataError
 from seqvad.provenance import command_line, git_commit, machine  # noqa: F401  (public here too)
 
@@ -49,13 +48,14 @@ def load_videos(config: dict) -> tuple[list, list, str]:
 # -- cubes ------------------------------------------------------------------------------------
 
 def prepare(config: dict, run_dir: Path, videos: dict[str, Sequence], workers: int | None = None,
-            progress: bool = True) -> dict[str, Any]:
-    """Cube caches for the given splits (``{'train': videos, 'test': videos}``) under RUN/cubes."""
+            progress: bool = True, keep: bool = False) -> dict[str, Any]:
+    """Cube caches for the given splits (``{'train': videos, 'test': videos}``) under RUN/cubes;
+    ``keep``: the run folder holds a trained run, whose caches must not be rebuilt."""
     from seqvad.objects.prepare import prepare_split
 
     config = with_resolved_root(config)
     return {split: prepare_split(list(split_videos), config, Path(run_dir) / "cubes" / split, workers=workers,
-                                 progress=progress, split=split)
+                                 progress=progress, split=split, keep=keep)
             for split, split_videos in videos.items()}
 
 
@@ -80,14 +80,13 @@ def prepare_validation(config: dict, run_dir: Path, train_videos: Sequence, work
         from seqvad.objects.detectors import load_box_file
         from seqvad.objects.prepare import resolve_boxes_path
 
-        train_boxes = load_box_file(resolve_boxes_path(config, "train"), [(v.name, len(v)) for v in train_videos],
-                                    allow_pickle=bool(config["detector"].get("allow_pickle", False)))
+        train_boxes = load_box_file(resolve_boxes_path(config, "train"), [(v.name, len(v)) for v in train_videos])
         by_name = dict(zip((v.name for v in train_videos), train_boxes))
         files = {split: (run_dir / "cubes" / f"{split}_boxes.csv").resolve() for split in ("train", "val")}
         write_boxes_csv(files["train"], {v.name: by_name[v.name] for v in kept})
         write_boxes_csv(files["val"], {val.name: injected_boxes(val, by_name[val.name.rsplit("-val", 1)[0]])
                                        for val in val_videos})
-        config = {**config, "detector": {**config["detector"], "allow_pickle": False,
+        config = {**config, "detector": {**config["detector"],
                                          "boxes": {split: str(path) for split, path in files.items()}}}
     prepare_split(val_videos, config, run_dir / "cubes" / "val", workers=workers, progress=progress, split="val")
     save_labels(run_dir, val_videos, split="val")
@@ -276,8 +275,12 @@ def test_labels(run_dir: Path, store, split: str = "test") -> list[np.ndarray]:
 
 def save_labels(run_dir: Path, videos: Sequence, split: str = "test") -> None:
     """Keep a split's labels beside its cubes so evaluation needs no dataset access."""
-    if any(v.labels is None for v in videos):
+    unlabelled = [v.name for v in videos if v.labels is None]
+    if len(unlabelled) == len(videos):  # an unlabelled split (own footage): nothing to evaluate
         return
+    if unlabelled:  # never drop the labels of the others silently
+        raise DataError(f"{split} split: no labels for video(s) {', '.join(unlabelled[:5])}"
+                        f"{' and more' if len(unlabelled) > 5 else ''}; label every video or none")
     import io
 
     buffer = io.BytesIO()
@@ -287,14 +290,15 @@ def save_labels(run_dir: Path, videos: Sequence, split: str = "test") -> None:
 
 
 def write_scores_csv(path: Path, store, labels: list[np.ndarray], columns: dict[str, np.ndarray]) -> None:
-    names = np.concatenate([[name] * n for name, n in zip(store.videos, store.frame_counts)])
+    """One row per frame; the csv module quotes a video name holding a comma or a quote."""
+    import csv
+
+    names = [name for name, n in zip(store.videos, store.frame_counts) for _ in range(n)]
     frames = np.concatenate([np.arange(n) for n in store.frame_counts])
-    header = ["video", "frame", "label", *columns]
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as handle:
-        handle.write(",".join(header) + "\n")
-        label_flat = np.concatenate(labels)
-        values = np.stack(list(columns.values()), axis=1) if columns else np.zeros((len(frames), 0))
-        for i in range(len(frames)):
-            handle.write(f"{names[i]},{frames[i]},{label_flat[i]}," + ",".join(f"{v:.6g}" for v in values[i]) + "\n")
-    os.replace(tmp, path)
+    label_flat = np.concatenate(labels)
+    values = np.stack(list(columns.values()), axis=1) if columns else np.zeros((len(frames), 0))
+    with replacing(path) as tmp, open(tmp, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["video", "frame", "label", *columns])
+        writer.writerows([names[i], int(frames[i]), int(label_flat[i]), *(f"{v:.6g}" for v in values[i])]
+                         for i in range(len(frames)))

@@ -45,10 +45,12 @@ import yaml
 from torch import nn
 
 from seqvad import __version__
-from seqvad.config import diff, load_config
+from seqvad.config import RESUMABLE_KEYS, diff, load_config
 from seqvad.errors import ConfigError, DataError, SeqvadError
 from seqvad.atomic import write_bytes as atomic_write_bytes
-from seqvad.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, load_model, save_checkpoint  # noqa: F401
+from seqvad.devices import device_name
+from seqvad.checkpoint import (CHECKPOINT_FORMAT, load_checkpoint, load_model, nonfinite_entries,  # noqa: F401
+                               save_checkpoint)
 from seqvad.scoring.errors import to_unit_range
 from seqvad.tasks import shared_codes
 
@@ -57,11 +59,6 @@ log = logging.getLogger(__name__)
 # Config sections whose values decide the trained weights; a resume must match them. (The cube
 # data itself is checked by a fingerprint, so detector/cubes settings need no comparing.)
 TRAINING_SECTIONS = ("model", "tasks", "schedule", "train")
-# Keys that change how training runs but not what it computes: a resume may change them.
-RESUMABLE_KEYS = frozenset({
-    "train.checkpoint_minutes", "train.checkpoint_every_steps", "train.device",
-    "train.num_workers", "train.progress", "train.threads", "train.keep_epoch_checkpoints",
-})
 MEMORY_TASK = "sps"  # the memory sparsity loss, on in every phase when model.memory is set
 # How the gradient of a phase's later tasks on the shared encoder is combined with the gradient of
 # its first task (the anchor: the prediction task in the paper's order, the one that scores):
@@ -207,20 +204,6 @@ def setup_distributed(device_type: str) -> Distributed:
         dist.init_process_group(backend="nccl" if device_type == "cuda" else "gloo")
     return Distributed(rank=dist.get_rank(), world_size=dist.get_world_size(),
                        local_rank=int(os.environ.get("LOCAL_RANK", "0")), owns_group=owns)
-
-
-def device_name(requested: str | None) -> str:
-    """Validate ``train.device`` / ``--device``: cpu, cuda, cuda:N, mps or auto (cuda if present)."""
-    name = str(requested or "cpu").lower()
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise ConfigError(f"device {name!r} requested but no CUDA GPU is available "
-                              "(use train.device: cpu)")
-    elif name not in ("cpu", "mps"):
-        raise ConfigError(f"unknown device {name!r} (expected cpu, cuda, cuda:N, mps or auto)")
-    return name
 
 
 def resolve_device(name: str, ddp: Distributed) -> torch.device:
@@ -465,15 +448,18 @@ class Trainer:
     def _prepare_run_dir(self, resume: bool, overwrite: bool) -> None:
         if resume and not self.last_path.is_file():
             raise DataError(f"{self.run_dir}: nothing to resume ({self.last_path} does not exist)")
-        if not resume and self.last_path.is_file() and not overwrite:
-            raise ConfigError(f"{self.run_dir} already holds a training run ({self.last_path.name}); "
-                              "resume it (--resume) or choose another run folder")
+        older = sorted(p.name for p in [*self.checkpoint_dir.glob("*.pt"), *self.checkpoint_dir.glob("epochs/*.pt")])
+        if not resume and older and not overwrite:  # any checkpoint, not only last.pt: never lose one
+            raise ConfigError(f"{self.run_dir} already holds a training run ({', '.join(older[:3])}); "
+                              "resume it (--resume), move it aside (--fresh) or choose another run folder")
         self._barrier()  # every rank has checked the folder before rank 0 writes into it
         if self.ddp.is_main:
-            if not resume:  # a fresh run: no checkpoint or log of an older run may linger
-                for stale in [*self.checkpoint_dir.glob("*.pt"), *self.checkpoint_dir.glob("epochs/*.pt"),
-                              self.run_dir / "log.csv",
-                              self.run_dir / "log.json"]:
+            if not resume and older:  # overwrite: the older run is moved aside, never deleted
+                from seqvad.runfolder import move_aside
+
+                log.warning("%s: the older run moved to %s", self.run_dir, move_aside(self.run_dir))
+            if not resume:  # logs of a run killed before its first checkpoint: nothing to keep
+                for stale in (self.run_dir / "log.csv", self.run_dir / "log.json"):
                     stale.unlink(missing_ok=True)
             self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
             atomic_write_bytes(self.run_dir / "config.yaml",
@@ -499,10 +485,22 @@ class Trainer:
                 "config": copy.deepcopy(self.config), "cube_geometry": dict(self.geometry),
                 "model": self.runner.model.state_dict()}
 
+    def _refuse_nonfinite(self, state: Mapping[str, Any], path: Path) -> None:
+        """A checkpoint is the 'last good state': never write one holding NaN or inf (a diverging
+        run can poison BatchNorm's running statistics while its losses still look finite)."""
+        bad = [name.rstrip(".") for name in nonfinite_entries(state)]
+        if bad:
+            raise TrainingError(
+                f"{', '.join(bad[:3])}{' and more' if len(bad) > 3 else ''} became NaN or infinite in phase "
+                f"{self.position.phase + 1}, epoch {self.position.epoch + 1}; training stopped without writing "
+                f"{path.name}, {self.last_path} holds the last good state (try a lower schedule.lr)")
+
     def _save_last(self) -> None:
         self._last_checkpoint_time = time.monotonic()
         if not self.ddp.is_main:
             return
+        self._refuse_nonfinite({"model": self.runner.model.state_dict(), "tasks": self.runner.tasks.state_dict()},
+                               self.last_path)
         state = {**self._common_state(), "kind": "last",
                  "tasks": self.runner.tasks.state_dict(),
                  "optimizer": self.optimizer.state_dict(),
@@ -522,8 +520,9 @@ class Trainer:
         info = {"phase": phase_index + 1, "name": phase.name, "tasks": list(self.phase_weights(phase)),
                 "epochs": phase.epochs, "epoch": len(rows), "global_step": self.position.global_step,
                 "losses": row_losses(rows[-1]) if rows else {}}
-        save_checkpoint({**self._common_state(), "kind": "phase", "info": info},
-                        path or self.phase_path(phase_index))
+        path = path or self.phase_path(phase_index)
+        self._refuse_nonfinite({"model": self.runner.model.state_dict()}, path)
+        save_checkpoint({**self._common_state(), "kind": "phase", "info": info}, path)
 
     def epoch_path(self, phase_index: int, epoch: int) -> Path:
         return self.checkpoint_dir / "epochs" / f"phase{phase_index + 1}-epoch{epoch:03d}.pt"
@@ -564,7 +563,7 @@ class Trainer:
         """Run (or with ``resume=True`` continue) the whole schedule; return a summary.
 
         A fresh fit into a folder that already holds a run is refused unless ``overwrite``,
-        which first deletes that run's checkpoints and logs.
+        which first moves that run aside (``seqvad.runfolder.move_aside``).
         """
         self._prepare_run_dir(resume, overwrite)
         if resume:
@@ -663,10 +662,13 @@ class Trainer:
         values = self._reduced_loss_values(losses, len(indices))
         bad = [name for name, value in values.items() if not math.isfinite(value)]
         if bad:
-            # Stop before backward/step: the weights and the last checkpoint stay good.
+            # Stop before backward/step: the parameters and the last checkpoint stay good. This
+            # forward pass may have updated BatchNorm's running statistics: say which went bad.
+            poisoned = [name.rstrip(".") for name in nonfinite_entries(self.runner.model.state_dict())]
+            also = f" (non-finite in memory: {', '.join(poisoned[:3])})" if poisoned else ""
             raise TrainingError(
                 f"loss {', '.join(bad)} became {values[bad[0]]} in phase {phase_index + 1}, epoch "
-                f"{self.position.epoch + 1}, step {self.position.step + 1}; training stopped, "
+                f"{self.position.epoch + 1}, step {self.position.step + 1}{also}; training stopped, "
                 f"{self.last_path} holds the last good state (try a lower schedule.lr)")
         self.optimizer.zero_grad(set_to_none=True)
         totals = self.runner.task_totals

@@ -1,9 +1,10 @@
-"""The ``seqvad`` command line: demo | datasets | prepare | train | evaluate | detect | experiment.
+"""The ``seqvad`` command line: demo | datasets | prepare | train | evaluate | detect | experiment | boxes.
 
 One module per command (``datasets``, ``prepare``, ``train``, ``evaluate``, ``detect``, ``demo`` and
-``experiment``), the shared options in :mod:`seqvad.cli.options`.  Heavy modules (torch,
+``experiment``, ``boxes``), the shared options in :mod:`seqvad.cli.options`.  Heavy modules (torch,
 onnxruntime) are imported inside the commands so that ``--help`` is instant.  Every
-:class:`~seqvad.errors.SeqvadError` becomes one line on stderr and exit 2.
+:class:`~seqvad.errors.SeqvadError`, and any file-system error (a read-only folder, a full disk),
+becomes one line on stderr and exit 2.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import argparse
 import sys
 
 from seqvad import __version__
+from seqvad.cli.boxes import add_boxes
 from seqvad.cli.datasets import add_datasets
 from seqvad.cli.detect import add_detect
 from seqvad.cli.evaluate import add_evaluate
@@ -36,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_evaluate(sub)
     add_detect(sub)
     add_experiment(sub)
+    add_boxes(sub)
     return parser
 
 
@@ -46,6 +49,10 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except SeqvadError as exc:
         print(f"seqvad: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # the file system said no: name the file, not a traceback
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"seqvad: error: {where}{exc.strerror or exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("seqvad: interrupted", file=sys.stderr)

@@ -22,7 +22,8 @@ def add_detect(sub) -> None:
                                    "precomputed boxes; rows are matched by the input's name")
     p.add_argument("--no-video", action="store_true", help="skip the annotated video (faster)")
     p.add_argument("--max-frames", type=int, help="stop after this many frames")
-    p.add_argument("--device", help="cpu or cuda (default: cpu)")
+    p.add_argument("--device", help="cpu or cuda (default: cuda if this machine has one, else cpu; "
+                                    "whatever device trained the model)")
     p.add_argument("--threads", type=int, default=1,
                    help="torch threads for the model (default 1: its batches of a few hundred crops gain little "
                         "from more, and on a busy machine 2 threads ran 4x slower than 1)")

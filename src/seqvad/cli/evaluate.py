@@ -27,9 +27,17 @@ def add_evaluate(sub) -> None:
 
 def cmd_evaluate(args) -> int:
     from seqvad import pipeline
+    from seqvad.config import DEFAULTS, deep_merge
+    from seqvad.config_check import validate
+    from seqvad.devices import device_name
+    from seqvad.runfolder import check_writable
 
     scoring: dict = {}
     apply_overrides(scoring, args.set, only="scoring")
+    validate(deep_merge({"scoring": DEFAULTS["scoring"]}, scoring), source="--set")
+    device_name(args.device)  # a GPU asked for on a machine without one: one line, before any work
+    if Path(args.run_dir).is_dir():  # scores.csv and metrics.json are written there
+        check_writable(Path(args.run_dir))
     result = pipeline.evaluate(Path(args.run_dir), device=args.device, report=not args.no_report,
                                overrides=scoring, split=args.split, every_epoch=args.every_epoch)
     print_phase_table(result)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from seqvad.errors import SeqvadError
+from seqvad.errors import ConfigError
 from seqvad.objects.detectors import detector_names
 
 
@@ -22,20 +22,30 @@ def apply_overrides(config: dict, items: list[str], only: str | None = None) -> 
 
     for item in items:
         if "=" not in item:
-            raise SeqvadError(f"--set {item}: expected key=value, e.g. train.batch_size=128")
+            raise ConfigError(f"--set {item}: expected key=value, e.g. train.batch_size=128")
         key, value = (part.strip() for part in item.split("=", 1))
         if only and not key.startswith(only + "."):
-            raise SeqvadError(f"--set {item}: only {only}.* settings can change here (the rest made the "
+            raise ConfigError(f"--set {item}: only {only}.* settings can change here (the rest made the "
                               "run's cubes and weights)")
-        set_dotted(config, key, _parse_value(value))
+        try:
+            set_dotted(config, key, _parse_value(value))
+        except ConfigError as exc:
+            raise ConfigError(f"--set {item}: {exc}") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"--set {item}: the value is not valid YAML ({str(exc).splitlines()[0]})") from None
 
 
 def config_from_args(args) -> dict:
     """The run's config: built-in or file config, then ``--set key=value`` and CLI options."""
     from seqvad.config import load_config
 
-    config = load_config(getattr(args, "config", None) or getattr(args, "dataset", None) or None)
+    from seqvad.config_check import validate
+
+    name = getattr(args, "config", None) or getattr(args, "dataset", None) or None
+    config = load_config(name)
     apply_overrides(config, getattr(args, "set", None) or [])
+    source = f"config {name or 'defaults'}{' with --set' if getattr(args, 'set', None) else ''}"
+    validate(config, source)  # before the options below write into its sections
     if getattr(args, "detector", None):
         config["detector"]["name"] = args.detector
     if getattr(args, "boxes", None):
@@ -46,7 +56,35 @@ def config_from_args(args) -> dict:
         config["data"]["root"] = str(args.root)
     if getattr(args, "dataset", None):
         config["data"]["dataset"] = args.dataset
+    validate(config, source)
+    if getattr(args, "allow_pickle", False):
+        trust_boxes_files(config)
     return config
+
+
+def trust_boxes_files(config: dict) -> None:
+    """``--allow-pickle``: the run's own boxes files (each split's) may be unpickled, no other file."""
+    from seqvad.objects.detectors.precomputed import allow_pickle_for
+    from seqvad.objects.prepare import resolve_boxes_path
+    from seqvad.pipeline import with_resolved_root
+
+    if not config["detector"].get("boxes"):
+        raise ConfigError("--allow-pickle: no boxes file to allow (pass --boxes FILE)")
+    resolved = with_resolved_root(config)
+    for split in ("train", "test"):
+        try:
+            allow_pickle_for(resolve_boxes_path(resolved, split))
+        except ConfigError:  # a mapping without this split
+            pass
+
+
+def add_safety_options(p: argparse.ArgumentParser, resume: bool = False) -> None:
+    """--fresh (move an existing run aside) and --allow-pickle (for the --boxes file only)."""
+    p.add_argument("--fresh", "--overwrite", dest="fresh", action="store_true",
+                   help="the run folder already holds a run: move it aside to NAME.old-TIMESTAMP (never deleted)")
+    p.add_argument("--allow-pickle", action="store_true",
+                   help="unpickle the --boxes .npy object array (a pickle can run code: only for a file you "
+                        "trust; better, convert it once with `seqvad boxes convert`)")
 
 
 def common_config_options(p: argparse.ArgumentParser, dataset: bool = True) -> None:

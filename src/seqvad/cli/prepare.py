@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from seqvad.cli.options import common_config_options, config_from_args, run_dir_of
+from seqvad.cli.options import add_safety_options, common_config_options, config_from_args, run_dir_of
 
 
 def add_prepare(sub) -> None:
@@ -12,15 +12,20 @@ def add_prepare(sub) -> None:
     common_config_options(p)
     p.add_argument("--boxes", help="boxes file for --detector precomputed")
     p.add_argument("--out", help="run folder (default: runs/<config name>)")
+    add_safety_options(p)
     p.set_defaults(func=cmd_prepare)
 
 
 def cmd_prepare(args) -> int:
     from seqvad import pipeline
+    from seqvad.runfolder import claim
 
     config = config_from_args(args)
     run_dir = run_dir_of(args, config)
     train, test, _ = pipeline.load_videos(config)
-    pipeline.prepare(config, run_dir, {"train": train, "test": test}, workers=args.workers, progress=not args.quiet)
-    pipeline.save_labels(run_dir, test)
+    # a trained run's cubes may be rebuilt only with the settings it was trained with
+    with claim(run_dir, config, "prepare", fresh=args.fresh, continue_run=True) as run:
+        pipeline.prepare(config, run_dir, {"train": train, "test": test}, workers=args.workers,
+                         progress=not args.quiet, keep=run.trained)
+        pipeline.save_labels(run_dir, test)
     return 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from seqvad.cli.options import common_config_options, config_from_args, run_dir_of
+from seqvad.cli.options import add_safety_options, common_config_options, config_from_args, run_dir_of
 
 
 def add_train(sub) -> None:
@@ -17,12 +17,18 @@ def add_train(sub) -> None:
     p.add_argument("--out", help="run folder (default: runs/<config name>)")
     p.add_argument("--resume", action="store_true", help="continue from RUN/checkpoints/last.pt")
     p.add_argument("--device", help="cpu or cuda (default: cpu)")
+    add_safety_options(p)
     p.set_defaults(func=cmd_train)
 
 
 def cmd_train(args) -> int:
     from seqvad import pipeline
+    from seqvad.devices import device_name
+    from seqvad.errors import ConfigError, DataError
+    from seqvad.runfolder import claim
 
+    if args.resume and args.fresh:
+        raise ConfigError("--resume continues the run in the folder, --fresh moves it aside: choose one")
     config = config_from_args(args)
     if args.folder:
         from seqvad.data.datasets import list_videos
@@ -37,16 +43,20 @@ def cmd_train(args) -> int:
     else:
         train, test, _ = pipeline.load_videos(config)
     run_dir = run_dir_of(args, config)
+    device_name(config["train"].get("device"))  # a GPU this machine lacks: say so before detecting
+    if args.resume and not (run_dir / "checkpoints" / "last.pt").is_file():
+        raise DataError(f"{run_dir}: nothing to resume ({run_dir / 'checkpoints' / 'last.pt'} does not exist)")
     splits = {"train": train, **({"test": test} if test else {})}
-    pipeline.prepare(config, run_dir, splits, workers=args.workers, progress=not args.quiet)
-    if test:
-        pipeline.save_labels(run_dir, test)
-    summary = pipeline.train(config, run_dir, resume=args.resume, progress=not args.quiet)
-    print(f"trained: {run_dir}  checkpoints: {run_dir / 'checkpoints'}")
-    if args.folder and summary is not None:
-        # one file for `seqvad detect RUN/model.pt INPUT`: weights, config and alarm threshold
-        from seqvad.api import Detector
+    with claim(run_dir, config, "train", fresh=args.fresh, continue_run=args.resume) as run:
+        pipeline.prepare(config, run_dir, splits, workers=args.workers, progress=not args.quiet, keep=run.trained)
+        if test:
+            pipeline.save_labels(run_dir, test)
+        summary = pipeline.train(config, run_dir, resume=args.resume, progress=not args.quiet)
+        print(f"trained: {run_dir}  checkpoints: {run_dir / 'checkpoints'}")
+        if args.folder and summary is not None:
+            # one file for `seqvad detect RUN/model.pt INPUT`: weights, config and alarm threshold
+            from seqvad.api import Detector
 
-        model_file = Detector.from_run(run_dir, device=config["train"].get("device")).save(run_dir / "model.pt")
-        print(f"model: {model_file}  (next: seqvad detect {model_file} VIDEO)")
+            model_file = Detector.from_run(run_dir, device=config["train"].get("device")).save(run_dir / "model.pt")
+            print(f"model: {model_file}  (next: seqvad detect {model_file} VIDEO)")
     return 0 if summary is not None else 1

@@ -265,10 +265,14 @@ def _load_shanghaitech(root: Path, label_file: str | os.PathLike | None) -> Data
 def read_interval_csv(path: Path, counts: dict[str, int]) -> dict[str, np.ndarray]:
     """CSV ``video,start,end`` rows (0-based inclusive abnormal intervals) -> labels per video."""
     out = {name: np.zeros(n, dtype=np.uint8) for name, n in counts.items()}
+    if not path.is_file():
+        raise DataError(f"{path}: labels file does not exist")
+    rows = 0
     with open(path, newline="") as handle:
         for line_no, row in enumerate(csv.reader(handle), start=1):
             if not row or row[0].strip().lower() == "video":
                 continue
+            rows += 1
             try:
                 video, start, end = row[0].strip(), int(row[1]), int(row[2])
             except (IndexError, ValueError):
@@ -278,6 +282,8 @@ def read_interval_csv(path: Path, counts: dict[str, int]) -> dict[str, np.ndarra
             if not 0 <= start <= end < counts[video]:
                 raise DataError(f"{path}: line {line_no}: interval {start}..{end} outside 0..{counts[video] - 1}")
             out[video][start:end + 1] = 1
+    if rows == 0:  # read as "no anomalies", every frame would count as normal
+        raise DataError(f"{path}: no label rows (video,start,end); a labels file must name the abnormal intervals")
     return out
 
 
@@ -295,6 +301,11 @@ def _load_folder(root: Path, label_file: str | os.PathLike | None) -> Dataset:
         source = str(root / "labels")
     else:
         by_name = {}
+    unlabelled = [video.name for video in test if video.name not in by_name]
+    if by_name and unlabelled:  # evaluating only the labelled ones would be a different test set
+        raise DataError(f"{source}: no labels for test video(s) {', '.join(unlabelled[:5])}"
+                        f"{' and more' if len(unlabelled) > 5 else ''} (labels cover {len(test) - len(unlabelled)} "
+                        f"of {len(test)})")
     for video in test:
         if video.name in by_name:
             labels = by_name[video.name]

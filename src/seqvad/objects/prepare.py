@@ -50,7 +50,7 @@ def resolve_boxes_path(config: Mapping[str, Any], split: str | None) -> Path:
             raise ConfigError(f"detector.boxes: no boxes file for split {split!r} (have {sorted(boxes)})")
         boxes = boxes[split]
     if not boxes:
-        raise ConfigError("detector.boxes: the precomputed detector needs a boxes file (.npy or .csv)")
+        raise ConfigError("detector.boxes: the precomputed detector needs a boxes file (.npz, .csv or .npy)")
     text = str(boxes)
     if "{split}" in text:
         if split is None:
@@ -59,7 +59,10 @@ def resolve_boxes_path(config: Mapping[str, Any], split: str | None) -> Path:
     path = Path(text).expanduser()
     root = (config.get("data") or {}).get("root")
     if not path.is_absolute() and not path.exists() and root:
-        path = Path(root).expanduser() / path
+        under_root = Path(root).expanduser() / path
+        # a .npz still to be converted from the .npy beside it: name the place where the .npy is
+        if under_root.exists() or not path.with_suffix(".npy").exists():
+            path = under_root
     return path
 
 
@@ -134,13 +137,14 @@ def _portable(video: Video) -> Video:
 
 def prepare_split(videos: Sequence[Video], config: Mapping[str, Any], cache_dir: str | os.PathLike,
                   workers: int | None = None, progress: bool = True, split: str | None = None,
-                  rebuild: bool = False) -> CubeStore:
+                  rebuild: bool = False, keep: bool = False) -> CubeStore:
     """Detect objects and extract cubes of ``videos`` into ``cache_dir`` (or reuse it).
 
     ``config`` needs the sections ``detector`` and ``cubes`` (``data.root`` resolves a
     relative boxes file).  ``workers``: processes (default: one per core, at most one per
     video).  ``split`` picks the boxes file of a precomputed detector.  ``progress`` shows
-    a bar and prints a one-line summary.
+    a bar and prints a one-line summary.  ``keep``: the cache belongs to a trained run, whose
+    weights were learnt on it: refuse to rebuild it (other videos, boxes or settings).
     """
     cache_dir = Path(cache_dir)
     detector_cfg = dict(config.get("detector") or DEFAULTS["detector"])
@@ -156,14 +160,17 @@ def prepare_split(videos: Sequence[Video], config: Mapping[str, Any], cache_dir:
     split_boxes = boxes_file = None
     if kind.uses_split_boxes:
         boxes_file = resolve_boxes_path(config, split)
-        split_boxes = load_box_file(boxes_file, list(zip(names, frame_counts)),
-                                    allow_pickle=bool(detector_cfg.get("allow_pickle", False)))
+        # a pickled .npy loads only when named with --allow-pickle (precomputed.allow_pickle_for)
+        split_boxes = load_box_file(boxes_file, list(zip(names, frame_counts)))
     key = cache_key(detector_cfg, cubes_cfg, boxes_file)
 
     reason = CubeStore.stale_reason(cache_dir, key, list(zip(names, frame_counts)),
                                     [v.reader.fingerprint for v in videos])
     if rebuild and reason is None:
         reason = "rebuild asked"
+    if keep and reason not in (None, "no cache yet"):
+        raise ConfigError(f"{cache_dir}: the cubes a run was trained on would be rebuilt ({reason}); "
+                          "use another --out, or --fresh to move that run aside")
     if reason is None:
         store = CubeStore.load(cache_dir)
         log.info("%s: reusing cube cache (%d cubes)", cache_dir, len(store))

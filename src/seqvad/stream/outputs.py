@@ -36,10 +36,13 @@ class CsvLog:
         self._rows.append(row)
 
     def flush(self) -> None:
-        if self._rows:
-            self._writer.writerows(self._rows)
-            self._rows = []
-        self._handle.flush()
+        try:
+            if self._rows:
+                self._writer.writerows(self._rows)
+                self._rows = []
+            self._handle.flush()
+        except OSError as exc:  # a full disk: say which file, never go on as if written
+            raise DataError(f"{self.path}: write failed ({exc.strerror or exc})") from None
 
     def close(self) -> None:
         if not self._handle.closed:
@@ -78,6 +81,18 @@ class VideoOut:
     def close(self) -> None:
         if self.writer is not None:
             self.writer.release()
+            self.writer = None
+            self.check()
+
+    def check(self) -> None:
+        """OpenCV's writer reports no failed write: check that the file it left can be opened."""
+        size = self.path.stat().st_size if self.path.is_file() else 0
+        capture = cv2.VideoCapture(str(self.path)) if size else None
+        readable = capture is not None and capture.isOpened()
+        if capture is not None:
+            capture.release()
+        if not readable:
+            raise DataError(f"{self.path}: the video was not written (disk full or not writable?)")
 
 
 class DetectionOutputs:
@@ -100,6 +115,7 @@ class DetectionOutputs:
         self.alarms = 0
         self.write_seconds = 0.0
         self.flush_every = flush_every
+        self.failures: list[str] = []  # outputs that could not be completed: the run must not report success
 
     def add(self, item: ScoredFrame) -> None:
         started = time.perf_counter()
@@ -128,6 +144,7 @@ class DetectionOutputs:
                 closer()
             except Exception as exc:  # keep closing the others
                 log.warning("closing an output failed: %s", exc)
+                self.failures.append(str(exc))
 
     def files(self) -> dict[str, Path]:
         files = {"scores": self.scores_csv.path, "objects": self.objects_csv.path,

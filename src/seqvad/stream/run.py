@@ -1,5 +1,5 @@
 """The run: a source through the streaming scorer into the outputs and the report, stopping cleanly
-on a broken source or a first Ctrl-C (a second one interrupts at once)."""
+on a broken source or a first Ctrl-C, SIGTERM or SIGHUP (a second one interrupts at once)."""
 
 from __future__ import annotations
 
@@ -66,7 +66,7 @@ def run_detection(model, source: Source, out_dir: str | Path | None = None, thre
         source.close()  # a camera stays busy until released
         raise
     bar = _progress_bar(progress, max_frames or source.length or source.claimed_length)
-    restore_sigint = _stop_on_sigint(frames) if stop_on_sigint else None
+    restore_sigint = _stop_on_signals(frames) if stop_on_sigint else None
     finished = False
     try:
         for frame in frames:
@@ -77,8 +77,6 @@ def run_detection(model, source: Source, out_dir: str | Path | None = None, thre
             outputs.add(item)
         finished = True
     finally:
-        if restore_sigint:
-            restore_sigint()
         bar.close()
         outputs.close()
         source.close()
@@ -88,7 +86,13 @@ def run_detection(model, source: Source, out_dir: str | Path | None = None, thre
                    "wall": round(wall, 4), "frames": frames.count,
                    "fps": round(frames.count / wall, 2) if wall > 0 else 0.0}
         stopped = _stop_reason(frames, source, finished)
-        _write_report_safely(model, outputs, source, threshold, fps, timings, stopped, model_label)
+        try:
+            _write_report_safely(model, outputs, source, threshold, fps, timings, stopped, model_label)
+        finally:
+            if restore_sigint:  # only now: a first signal while the outputs close must not kill them
+                restore_sigint()
+    if outputs.failures:
+        raise DataError(f"{out_dir}: {len(outputs.failures)} output(s) failed: {'; '.join(outputs.failures)}")
     if frames.error is not None:
         raise DataError(f"{source.name}: the stream stopped after {frames.count} frames "
                         f"({type(frames.error).__name__}: {frames.error}); outputs up to there are in {out_dir}")
@@ -102,7 +106,7 @@ def _stop_reason(frames: GuardedFrames, source: Source, finished: bool) -> str |
     if frames.error is not None:
         return f"the source failed after {frames.count} frames ({type(frames.error).__name__}: {frames.error})"
     if frames.stop_requested:
-        return f"stopped on request (Ctrl-C) after {frames.count} frames"
+        return f"stopped on request ({frames.stop_signal or 'Ctrl-C'}) after {frames.count} frames"
     if source.claimed_length and frames.count < source.claimed_length and frames.max_frames is None:
         return f"the file claims {source.claimed_length} frames but only {frames.count} decode (truncated?)"
     return None
@@ -125,6 +129,7 @@ def _write_report_safely(model, outputs: DetectionOutputs, source: Source, thres
                                  np.asarray(outputs.scores), threshold, moments, maps)
     except Exception as exc:
         log.error("%s: report not written (%s: %s)", outputs.out_dir / "report.html", type(exc).__name__, exc)
+        outputs.failures.append(f"{outputs.out_dir / 'report.html'}: not written ({type(exc).__name__}: {exc})")
 
 
 def _progress_bar(enabled: bool, total: int | None):
@@ -133,16 +138,29 @@ def _progress_bar(enabled: bool, total: int | None):
     return tqdm(total=total, unit="frame", desc="detect", disable=not enabled, file=sys.stderr)
 
 
-def _stop_on_sigint(frames: GuardedFrames) -> Callable[[], None] | None:
-    """First Ctrl-C: stop reading and finish the outputs; a second one interrupts at once."""
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
+def _stop_on_signals(frames: GuardedFrames) -> Callable[[], None] | None:
+    """First Ctrl-C, SIGTERM or SIGHUP: stop reading and finish the outputs (a service manager or a
+    closed terminal gets complete files, as Ctrl-C does); a second one interrupts at once."""
     if threading.current_thread() is not threading.main_thread():
         return None
-    previous = signal.getsignal(signal.SIGINT)
+    previous = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
 
     def handler(signum, stack):
+        if frames.stop_requested:  # the second: the previous handlers (Ctrl-C raises KeyboardInterrupt)
+            restore()
+            signal.raise_signal(signum)
+            return
         frames.stop_requested = True
-        signal.signal(signal.SIGINT, previous)
-        print("\nseqvad: stopping after the current frames (Ctrl-C again to abort)", file=sys.stderr)
+        frames.stop_signal = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+        print(f"\nseqvad: {frames.stop_signal}: stopping after the current frames (again to abort)", file=sys.stderr)
 
-    signal.signal(signal.SIGINT, handler)
-    return lambda: signal.signal(signal.SIGINT, previous)
+    def restore():
+        for signum, old in previous.items():
+            signal.signal(signum, old)
+
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, handler)
+    return restore

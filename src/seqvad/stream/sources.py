@@ -105,6 +105,7 @@ class GuardedFrames:
         self.count = 0
         self.error: BaseException | None = None
         self.stop_requested = False
+        self.stop_signal: str | None = None  # the signal that asked for the stop (run._stop_on_signals)
         self.decode_seconds = 0.0
 
     def __iter__(self) -> Iterator[np.ndarray]:

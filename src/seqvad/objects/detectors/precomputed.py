@@ -1,4 +1,10 @@
-"""Boxes read from a file covering a split (``.npy`` object arrays or ``.csv`` rows)."""
+"""Boxes read from a file covering a split (``.npz`` plain arrays, ``.csv`` rows, or ``.npy`` object arrays).
+
+A ``.npy`` object array is a pickle: loading it can run code of the file's choosing, so it loads
+only for a file the user named with ``--allow-pickle`` on the command line
+(:func:`allow_pickle_for`), with a warning; ``seqvad boxes convert`` turns it once into a
+``.npz`` of plain arrays (:mod:`.convert`), which loads without unpickling anything.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +21,18 @@ from seqvad.objects.detectors.base import Detector, file_sha256, register
 from seqvad.objects.detectors.boxes import empty_boxes, finalize_boxes
 
 log = logging.getLogger(__name__)
+
+NPZ_FORMAT = "seqvad-boxes-1"  # .npz: boxes (M, 6) float32, counts (F,) boxes per frame, all videos joined
+_PICKLE_ALLOWED: set[Path] = set()  # files named with --allow-pickle on this command line
+
+
+def allow_pickle_for(path: str | os.PathLike) -> None:
+    """Let :func:`load_box_file` unpickle this one file (the user asked for it by name)."""
+    _PICKLE_ALLOWED.add(Path(path).expanduser().resolve())
+
+
+def pickle_allowed(path: str | os.PathLike) -> bool:
+    return Path(path).expanduser().resolve() in _PICKLE_ALLOWED
 
 
 @register
@@ -88,48 +106,79 @@ def _as_box_array(value: Any, path: Path, frame: int) -> np.ndarray:
 
 
 def load_box_file(path: str | os.PathLike, videos: Sequence[tuple[str, int]],
-                  allow_pickle: bool = False) -> list[list[np.ndarray]]:
+                  allow_pickle: bool | None = None) -> list[list[np.ndarray]]:
     """Per-video, per-frame boxes from a file covering a whole split.
 
     ``videos`` is the split as ``(name, frame_count)`` pairs in order.  Formats:
 
-    * ``.npy``: an object array with one ``(k, 4)`` (or 5/6 columns) array per frame of all
-      videos joined in order (the HF2VAD / AI-VAD layout).  Object arrays are pickles, so
-      they load only with ``allow_pickle=True`` (config ``detector.allow_pickle``); load only
-      files you trust.
+    * ``.npz`` (``seqvad boxes convert``): ``boxes`` (M, 6) and ``counts`` (boxes per frame)
+      of all videos' frames joined in order; plain arrays, read without unpickling.
     * ``.csv``: header line, then ``video,frame,x1,y1,x2,y2[,score,class]``; ``video`` is
       the video's name, ``frame`` its 0-based index.  Frames without rows have no boxes.
+    * ``.npy``: an object array with one ``(k, 4)`` (or 5/6 columns) array per frame of all
+      videos joined in order (the HF2VAD / AI-VAD layout).  Object arrays are pickles, so
+      they load only with ``allow_pickle=True`` (``None``: only a file passed to
+      :func:`allow_pickle_for`, i.e. named with ``--allow-pickle``); load only files you trust.
     """
     path = Path(path)
     if not path.is_file():
+        pickled = path.with_suffix(".npy")
+        if path.suffix.lower() == ".npz" and pickled.is_file():
+            raise DataError(f"{path}: boxes file does not exist, but {pickled.name} (a pickle) does; convert it "
+                            f"once: seqvad boxes convert {pickled} {path} --allow-pickle")
         raise DataError(f"{path}: boxes file does not exist")
     suffix = path.suffix.lower()
+    if suffix == ".npz":
+        return _split_joined(path, _read_npz_boxes(path), videos)
     if suffix == ".npy":
-        return _load_npy_boxes(path, videos, allow_pickle)
+        return _split_joined(path, read_npy_boxes(path, pickle_allowed(path) if allow_pickle is None else allow_pickle),
+                             videos)
     if suffix == ".csv":
         return _load_csv_boxes(path, videos)
-    raise DataError(f"{path}: unknown boxes file type (expected .npy or .csv)")
+    raise DataError(f"{path}: unknown boxes file type (expected .npz, .csv or .npy)")
 
 
-def _load_npy_boxes(path: Path, videos: Sequence[tuple[str, int]], allow_pickle: bool) -> list[list[np.ndarray]]:
+def read_npy_boxes(path: Path, allow_pickle: bool) -> list[np.ndarray]:
+    """The per-frame boxes of an object-array ``.npy`` (unpickled only with ``allow_pickle``)."""
+    if allow_pickle:
+        log.warning("%s: unpickling this boxes file (--allow-pickle): a pickle can run code, so only files "
+                    "you trust; `seqvad boxes convert` makes a .npz that needs no unpickling", path)
     try:
-        data = np.load(path, allow_pickle=allow_pickle)
+        data = np.load(path, allow_pickle=bool(allow_pickle))
     except ValueError as exc:
         if not allow_pickle and "allow_pickle" in str(exc):
-            raise ConfigError(f"{path}: this boxes file is a pickled object array; set "
-                              "detector.allow_pickle: true to load it (only for files you trust)") from None
+            raise ConfigError(f"{path}: this boxes file is a pickled object array (loading it could run code "
+                              f"in it); convert it once: seqvad boxes convert {path} {path.with_suffix('.npz')} "
+                              "--allow-pickle (only for files you trust)") from None
         raise DataError(f"{path}: cannot read boxes file ({exc})") from None
     except Exception as exc:
         raise DataError(f"{path}: cannot read boxes file ({type(exc).__name__}: {exc})") from None
     if data.dtype != object:
         raise DataError(f"{path}: expected an object array with one (k, 4) array per frame, got {data.dtype} {data.shape}")
-    data = data.ravel()
+    return [_as_box_array(value, path, i) for i, value in enumerate(data.ravel())]
+
+
+def _read_npz_boxes(path: Path) -> list[np.ndarray]:
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            fmt = str(data["format"]) if "format" in data.files else None
+            boxes, counts = np.asarray(data["boxes"], np.float32), np.asarray(data["counts"], np.int64)
+    except (KeyError, ValueError, OSError) as exc:
+        raise DataError(f"{path}: not a seqvad boxes .npz (arrays boxes, counts): {exc}") from None
+    if fmt != NPZ_FORMAT or boxes.ndim != 2 or boxes.shape[1] != 6 or counts.ndim != 1 \
+            or (counts < 0).any() or counts.sum() != len(boxes):
+        raise DataError(f"{path}: not a {NPZ_FORMAT} file (boxes (M, 6) and counts per frame summing to M)")
+    return np.split(boxes, np.cumsum(counts)[:-1]) if len(counts) else []
+
+
+def _split_joined(path: Path, frames: list[np.ndarray], videos: Sequence[tuple[str, int]]) -> list[list[np.ndarray]]:
+    """Per-frame boxes of all videos joined -> per video."""
     expected = sum(count for _, count in videos)
-    if len(data) != expected:
-        raise DataError(f"{path}: boxes for {len(data)} frames but the {len(videos)} videos have {expected} frames")
+    if len(frames) != expected:
+        raise DataError(f"{path}: boxes for {len(frames)} frames but the {len(videos)} videos have {expected} frames")
     out, start = [], 0
     for _, count in videos:
-        out.append([_as_box_array(data[i], path, i) for i in range(start, start + count)])
+        out.append([frames[i] if len(frames[i]) else empty_boxes() for i in range(start, start + count)])
         start += count
     return out
 
