@@ -88,7 +88,12 @@ DEFAULTS: dict[str, Any] = {
                 # optional per-object terms (seqvad.scoring.errors), term -> weight: any nonzero
                 # weight besides pre sums every weighted term normalised by its training
                 # median / IQR; choose them on the validation split, never on test
-                "terms": {"pre": 1.0, "rec": 0.0, "order": 0.0, "knn": 0.0}, "knn_k": 10},
+                "terms": {"pre": 1.0, "rec": 0.0, "order": 0.0, "knn": 0.0}, "knn_k": 10,
+                # frame scores -> events (seqvad.scoring.events): an event opens over the threshold,
+                # closes once the score stays under close_ratio x threshold for min_gap seconds, and
+                # is dropped when shorter than min_duration seconds. 1 s / 0.5 s: a watcher wants
+                # "one thing happened for 9 s", not every dip of the median-filtered score
+                "events": {"close_ratio": 0.8, "min_gap": 1.0, "min_duration": 0.5}},
 }
 
 

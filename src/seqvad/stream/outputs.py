@@ -8,13 +8,14 @@ import csv
 import logging
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import cv2
 import numpy as np
 
 from seqvad.errors import DataError
 from seqvad.stream.annotate import Annotator
+from seqvad.stream.events import EventLog
 from seqvad.stream.report import MomentKeeper
 from seqvad.stream.scorer import ScoredFrame
 
@@ -84,12 +85,16 @@ class DetectionOutputs:
     """Everything written to ``OUT/``, fed one scored frame at a time."""
 
     def __init__(self, out_dir: Path, threshold: float | None, fps: float, top_k: int, write_video: bool,
-                 flush_every: int = 25):
+                 flush_every: int = 25, scoring: Mapping | None = None, started_at: float | None = None,
+                 meta: Mapping | None = None):
+        """``scoring`` (the model's scoring section) holds the event settings; events are
+        written when there is a threshold.  ``started_at``: a live source's first-frame UNIX time."""
         try:
             out_dir.mkdir(parents=True, exist_ok=True)
-            self.scores_csv = CsvLog(out_dir / "scores.csv", ["frame", "raw_score", "score", "alarm"])
+            self.scores_csv = CsvLog(out_dir / "scores.csv", ["frame", "time", "raw_score", "score", "alarm"])
             self.objects_csv = CsvLog(out_dir / "objects.csv", ["frame", "x1", "y1", "x2", "y2",
                                                                 "detector_score", "class", "object_score"])
+            self.events = None if threshold is None else EventLog(out_dir, threshold, scoring, fps, started_at, meta)
         except OSError as exc:
             raise DataError(f"{out_dir}: cannot write the outputs here ({exc.strerror or exc})") from None
         self.out_dir, self.threshold, self.fps = out_dir, threshold, fps
@@ -107,14 +112,18 @@ class DetectionOutputs:
         self.alarms += int(alarm)
         self.raw.append(item.raw)
         self.scores.append(item.score)
-        self.scores_csv.add([item.index, _num(item.raw), _num(item.score), int(alarm)])
+        seconds = item.index / self.fps if item.time is None else item.time
+        self.scores_csv.add([item.index, f"{seconds:.4f}", _num(item.raw), _num(item.score), int(alarm)])
         for box, score in zip(item.boxes, item.object_scores):
             self.objects_csv.add([item.index, *(_num(v) for v in box[:4]), _num(box[4]), int(box[5]), _num(score)])
+        annotated = None
         if self.video is not None or self.moments.k:
             annotated = self.annotator.draw(item, alarm)
             if self.video is not None:
                 self.video.write(annotated)
             self.moments.offer(item, annotated)
+        if self.events is not None:
+            self.events.add(item, seconds, annotated)
         if len(self.scores) % self.flush_every == 0:
             self.scores_csv.flush()
             self.objects_csv.flush()
@@ -123,6 +132,7 @@ class DetectionOutputs:
     def close(self) -> None:
         """Release the video and complete the CSV files (always runs, even after an error)."""
         for closer in (self.scores_csv.close, self.objects_csv.close,
+                       self.events.close if self.events is not None else (lambda: None),
                        self.video.close if self.video is not None else (lambda: None)):
             try:
                 closer()
@@ -132,6 +142,8 @@ class DetectionOutputs:
     def files(self) -> dict[str, Path]:
         files = {"scores": self.scores_csv.path, "objects": self.objects_csv.path,
                  "report": self.out_dir / "report.html"}
+        if self.events is not None:
+            files["events"] = self.events.json_path
         if self.video is not None and self.video.path is not None:
             files["video"] = self.video.path
         return files

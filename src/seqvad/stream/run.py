@@ -35,6 +35,7 @@ class DetectResult:
     stopped: str | None = None  # why the stream ended early, if it did
     raw: np.ndarray = field(default_factory=lambda: np.zeros(0))
     scores: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    events: list = field(default_factory=list)  # seqvad.scoring.events.Event, in order
 
 
 def default_out_dir(source_name: str) -> Path:
@@ -61,20 +62,28 @@ def run_detection(model, source: Source, out_dir: str | Path | None = None, thre
         warmup_video = source.video if getattr(box_detector, "warms_up", False) else None
         scorer = StreamScorer(model, box_detector, warmup_video, video_name=source.name)
         warmup_seconds = time.perf_counter() - started
-        outputs = DetectionOutputs(out_dir, threshold, fps, top_k, write_video)
+        outputs = DetectionOutputs(out_dir, threshold, fps, top_k, write_video, scoring=model.scorer.config,
+                                   started_at=source.started_at, meta={"input": source.name, "model": model_label})
     except BaseException:
         source.close()  # a camera stays busy until released
         raise
     bar = _progress_bar(progress, max_frames or source.length or source.claimed_length)
     restore_sigint = _stop_on_sigint(frames) if stop_on_sigint else None
     finished = False
+    times: dict[int, float] = {}  # frame index -> the source's time of it, until the frame is written
+
+    def write(items) -> None:
+        for item in items:
+            item.time = times.pop(item.index, None)
+            outputs.add(item)
+
     try:
         for frame in frames:
-            for item in scorer.push(frame):
-                outputs.add(item)
+            if source.clock is not None:
+                times[frames.count - 1] = source.clock()
+            write(scorer.push(frame))
             bar.update(1)
-        for item in scorer.finish():
-            outputs.add(item)
+        write(scorer.finish())
         finished = True
     finally:
         if restore_sigint:
@@ -93,7 +102,8 @@ def run_detection(model, source: Source, out_dir: str | Path | None = None, thre
         raise DataError(f"{source.name}: the stream stopped after {frames.count} frames "
                         f"({type(frames.error).__name__}: {frames.error}); outputs up to there are in {out_dir}")
     return DetectResult(out_dir, len(outputs.scores), outputs.alarms, threshold, outputs.files(), timings,
-                        stopped, np.asarray(outputs.raw), np.asarray(outputs.scores))
+                        stopped, np.asarray(outputs.raw), np.asarray(outputs.scores),
+                        list(outputs.events.events) if outputs.events is not None else [])
 
 
 def _stop_reason(frames: GuardedFrames, source: Source, finished: bool) -> str | None:
@@ -121,8 +131,10 @@ def _write_report_safely(model, outputs: DetectionOutputs, source: Source, thres
         info = {"input": source.name, "model": model_label, "frames": len(outputs.scores), "fps": fps,
                 "threshold": threshold, "alarms": outputs.alarms, "timings": timings, "stopped": stopped,
                 "detector": model.config["detector"].get("name")}
+        if outputs.video is not None and outputs.video.path is not None:
+            info["video"] = outputs.video.path.name  # beside the report: events link into it
         write_report(outputs.out_dir / "report.html", info, np.asarray(outputs.raw),
-                                 np.asarray(outputs.scores), threshold, moments, maps)
+                     np.asarray(outputs.scores), threshold, moments, maps, events=outputs.events)
     except Exception as exc:
         log.error("%s: report not written (%s: %s)", outputs.out_dir / "report.html", type(exc).__name__, exc)
 

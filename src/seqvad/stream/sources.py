@@ -32,6 +32,14 @@ class Source:
     claimed_length: int | None = None  # what a video container says it holds
     open_video: Callable[[], object] | None = None
     close: Callable[[], None] = lambda: None
+    # seconds since the first frame of the frame last read: the container's timestamps for a
+    # file, the wall clock for a live source; None: frame index / fps (a frame folder)
+    clock: Callable[[], float] | None = None
+    started_at: float | None = None  # live sources: UNIX time of the first frame
+
+    @property
+    def live(self) -> bool:
+        return self.started_at is not None
 
     @property
     def video(self):
@@ -47,16 +55,16 @@ def open_source(spec: str | Path) -> Source:
     if path.is_dir():
         video = Video.from_folder(path)  # DataError when it holds no images
         return Source(path.name, (video.frame(i) for i in range(len(video))), video.fps, len(video),
-                      open_video=lambda: video)
+                      open_video=lambda: video)  # no clock: a folder's frame t is at t / fps
     if path.is_file():
         capture = _open_capture(text, f"{path}: OpenCV cannot open this video file")
         return _capture_source(capture, path.stem, text, lambda: Video.from_file(path))
     if text.isdigit():
         capture = _open_capture(int(text), f"camera {text}: cannot be opened (no such device, or busy)")
-        return _capture_source(capture, f"camera{text}", f"camera {text}", None)
+        return _capture_source(capture, f"camera{text}", f"camera {text}", None, live=True)
     if "://" in text:
         capture = _open_capture(text, f"{text}: the stream cannot be opened")
-        return _capture_source(capture, _safe_name(text), text, None)
+        return _capture_source(capture, _safe_name(text), text, None, live=True)
     raise DataError(f"{text}: no such video file, frame folder, camera index or stream URL")
 
 
@@ -68,7 +76,7 @@ def _open_capture(target, message: str) -> cv2.VideoCapture:
     return capture
 
 
-def _capture_source(capture: cv2.VideoCapture, name: str, label: str, open_video) -> Source:
+def _capture_source(capture: cv2.VideoCapture, name: str, label: str, open_video, live: bool = False) -> Source:
     """Read one frame up front, so that an input with no decodable frame fails before any output."""
     ok, first = capture.read()
     if not ok or first is None:
@@ -76,16 +84,51 @@ def _capture_source(capture: cv2.VideoCapture, name: str, label: str, open_video
         raise DataError(f"{label}: no frame can be decoded (unreadable, empty or truncated)")
     fps = capture.get(cv2.CAP_PROP_FPS) or None
     claimed = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0) if open_video is not None else 0
+    started_at = time.time() if live else None
+    clock = _FrameClock(capture, fps or DEFAULT_FPS, started_at)
+    first_time = clock.stamp()
 
     def frames() -> Iterator[np.ndarray]:
         frame = first
+        clock.current = first_time
         while frame is not None:
             yield frame if frame.ndim == 3 else frame[:, :, None]
             ok, frame = capture.read()
             if not ok:
                 frame = None
+            else:
+                clock.current = clock.stamp()
 
-    return Source(name, frames(), fps, None, claimed or None, open_video=open_video, close=capture.release)
+    return Source(name, frames(), fps, None, claimed or None, open_video=open_video, close=capture.release,
+                  clock=lambda: clock.current, started_at=started_at)
+
+
+class _FrameClock:
+    """Time of each frame read from a capture, in seconds since the first.
+
+    Files: the container's timestamp (``CAP_PROP_POS_MSEC``), so variable frame rates stay
+    right; where a container gives none (0, or not increasing) the previous time + 1/fps.
+    Live sources: the wall clock when the frame arrived (a camera's own stamps are often absent
+    or on an unknown clock).
+    """
+
+    def __init__(self, capture: cv2.VideoCapture, fps: float, started_at: float | None):
+        self.capture, self.fps, self.started_at = capture, fps, started_at
+        self.current = 0.0
+        self._previous: float | None = None
+        self._origin: float | None = None
+
+    def stamp(self) -> float:
+        if self.started_at is not None:
+            return time.time() - self.started_at
+        stamp = (self.capture.get(cv2.CAP_PROP_POS_MSEC) or 0.0) / 1000.0
+        if self._origin is None:
+            self._origin = stamp
+        stamp -= self._origin
+        if self._previous is not None and stamp <= self._previous:
+            stamp = self._previous + 1.0 / self.fps
+        self._previous = stamp
+        return stamp
 
 
 def _safe_name(text: str) -> str:
