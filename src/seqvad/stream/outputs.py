@@ -10,14 +10,12 @@ import time
 from pathlib import Path
 from typing import Mapping, Sequence
 
-import cv2
-import numpy as np
-
 from seqvad.errors import DataError
 from seqvad.stream.annotate import Annotator
 from seqvad.stream.events import EventLog
 from seqvad.stream.report import MomentKeeper
 from seqvad.stream.scorer import ScoredFrame
+from seqvad.stream.video import VideoOut  # noqa: F401  (importable from here as before)
 
 log = logging.getLogger(__name__)
 
@@ -50,35 +48,6 @@ class CsvLog:
 
 def _num(value: float) -> str:
     return f"{float(value):.9g}"
-
-
-class VideoOut:
-    """``annotated.mp4`` (mp4v) or, where that codec is missing, ``annotated.avi`` (MJPG)."""
-
-    def __init__(self, out_dir: Path, fps: float):
-        self.out_dir, self.fps = out_dir, fps
-        self.writer: cv2.VideoWriter | None = None
-        self.path: Path | None = None
-
-    def write(self, image: np.ndarray) -> None:
-        if self.writer is None:
-            self._open(image.shape[1], image.shape[0])
-        self.writer.write(image)
-
-    def _open(self, width: int, height: int) -> None:
-        for name, codec in (("annotated.mp4", "mp4v"), ("annotated.avi", "MJPG")):
-            writer = cv2.VideoWriter(str(self.out_dir / name), cv2.VideoWriter_fourcc(*codec), self.fps,
-                                     (width, height))
-            if writer.isOpened():
-                self.writer, self.path = writer, self.out_dir / name
-                return
-            writer.release()
-            (self.out_dir / name).unlink(missing_ok=True)
-        raise DataError(f"{self.out_dir}: OpenCV can write neither mp4v .mp4 nor MJPG .avi video here")
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.release()
 
 
 class DetectionOutputs:
