@@ -16,6 +16,7 @@ import numpy as np
 
 from seqvad.errors import DataError
 from seqvad.objects.detectors import build_detector
+from seqvad.progress import Progress
 from seqvad.stream.outputs import DetectionOutputs
 from seqvad.stream.report import difference_maps, write_report
 from seqvad.stream.scorer import StreamScorer
@@ -67,7 +68,9 @@ def run_detection(model, source: Source, out_dir: str | Path | None = None, thre
     except BaseException:
         source.close()  # a camera stays busy until released
         raise
-    bar = _progress_bar(progress, max_frames or source.length or source.claimed_length)
+    # a bar on a terminal, else a line every 30 s with frames/s (and the ETA of a file)
+    bar = Progress(max_frames or source.length or source.claimed_length, f"detect {source.name}", "frame",
+                   enabled=progress)
     restore_sigint = _stop_on_sigint(frames) if stop_on_sigint else None
     finished = False
     times: dict[int, float] = {}  # frame index -> the source's time of it, until the frame is written
@@ -137,12 +140,6 @@ def _write_report_safely(model, outputs: DetectionOutputs, source: Source, thres
                      np.asarray(outputs.scores), threshold, moments, maps, events=outputs.events)
     except Exception as exc:
         log.error("%s: report not written (%s: %s)", outputs.out_dir / "report.html", type(exc).__name__, exc)
-
-
-def _progress_bar(enabled: bool, total: int | None):
-    from tqdm import tqdm
-
-    return tqdm(total=total, unit="frame", desc="detect", disable=not enabled, file=sys.stderr)
 
 
 def _stop_on_sigint(frames: GuardedFrames) -> Callable[[], None] | None:
