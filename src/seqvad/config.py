@@ -97,6 +97,16 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
+# Real footage (`seqvad train --folder`, `seqvad.api.Detector()`): the bundled YOLOX detector plus the
+# motion boxes it misses; DEFAULTS' "motion" alone suits the synthetic demo scene
+FOOTAGE_DETECTOR = "yolox+motion"
+
+
+def footage_config() -> dict[str, Any]:
+    """The config for one's own footage when none is given: DEFAULTS with :data:`FOOTAGE_DETECTOR`."""
+    return load_config({"detector": {"name": FOOTAGE_DETECTOR}})
+
+
 def section(config: Mapping[str, Any], name: str) -> dict[str, Any]:
     """``config[name]`` over its defaults: a key the config leaves out takes its one default here."""
     return {**DEFAULTS[name], **(config.get(name) or {})}
