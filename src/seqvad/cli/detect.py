@@ -32,6 +32,9 @@ def add_detect(sub) -> None:
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="override an event setting stored in the model, e.g. --set scoring.events.min_duration=2 "
                         "(scoring.events.close_ratio, min_gap, min_duration; repeatable)")
+    p.add_argument("--serve", metavar="[HOST:]PORT",
+                   help="while it runs, serve a live page at http://HOST:PORT/ (host 127.0.0.1 unless given): "
+                        "the annotated stream, the score timeline, the events and the processing rate")
     p.add_argument("--fail-on-event", action="store_true",
                    help=f"exit with status {EXIT_EVENTS} when at least one event was found (for scripts)")
     p.set_defaults(func=cmd_detect)
@@ -57,10 +60,28 @@ def cmd_detect(args) -> int:
         model.scorer.config["events"] = event_settings(model.config["scoring"])
     if model.threshold is None and args.threshold is None:
         raise DataError(f"{args.model}: the model file has no threshold; pass --threshold")
+    server = live = None
+    if args.serve:
+        from seqvad.stream.live import parse_bind
+
+        host, port = parse_bind(args.serve)  # checked before the input is opened
     source = open_source(args.input)
-    result = run_detection(model, source, args.out, threshold=args.threshold, top_k=args.top_k,
-                           write_video=not args.no_video, max_frames=args.max_frames,
-                           progress=not args.quiet, model_label=str(args.model), stop_on_sigint=True)
+    try:
+        if args.serve:
+            from seqvad.stream.live import LiveServer, LiveState
+
+            threshold = model.threshold if args.threshold is None else args.threshold
+            live = LiveState(source.name, threshold, float(source.fps or 0) or None)
+            server = LiveServer(live, host, port)
+            print(f"live view: {server.url}  (stops with the command)", flush=True)
+        result = run_detection(model, source, args.out, threshold=args.threshold, top_k=args.top_k,
+                               write_video=not args.no_video, max_frames=args.max_frames,
+                               progress=not args.quiet, model_label=str(args.model), stop_on_sigint=True,
+                               live=live)
+    finally:
+        if server is not None:
+            server.stop()
+        source.close()  # run_detection closes it as well; this covers a failure before it started
     alarm_share = result.alarms / max(result.frames, 1)
     print(f"{result.frames} frames, {result.alarms} over the threshold {result.threshold:.4g} "
           f"({alarm_share:.1%}), {result.timings['fps']:.1f} frames/s")
@@ -68,6 +89,8 @@ def cmd_detect(args) -> int:
         print(f"event {event.id}: {event.start_time:.2f}-{event.end_time:.2f} s (frames {event.start}-{event.end}), "
               f"peak {event.peak_score:.4g} at frame {event.peak_frame}")
     print(f"{len(result.events)} event" + ("" if len(result.events) == 1 else "s"))
+    if result.dropped:
+        print(f"{result.dropped} frames dropped at the input (processing slower than the camera)")
     if result.stopped:
         print(f"note: {result.stopped}")
     print("outputs: " + "  ".join(str(p) for p in result.files.values()))

@@ -13,7 +13,7 @@ import json
 import math
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Mapping
+from typing import Callable, Mapping
 
 import cv2
 import numpy as np
@@ -36,8 +36,10 @@ class EventLog:
     """
 
     def __init__(self, out_dir: Path, threshold: float, scoring: Mapping | None, fps: float,
-                 started_at: float | None = None, meta: Mapping | None = None):
-        self.out_dir, self.fps, self.started_at = out_dir, fps, started_at
+                 started_at: float | None = None, meta: Mapping | None = None,
+                 on_event: Callable[[dict, bytes | None], None] | None = None):
+        """``on_event(event as dict, its JPEG)`` is called for each event written (the live view)."""
+        self.out_dir, self.fps, self.started_at, self.on_event = out_dir, fps, started_at, on_event
         self.settings = event_settings(scoring)
         self.tracker = EventTracker(threshold, self.settings, fps)
         self.meta = dict(meta or {})
@@ -75,12 +77,13 @@ class EventLog:
         box = event.extra.get("box")
         picture = event.extra.get("picture")
         event.box = None if box is None else [round(float(v), 2) for v in box[:4]]
+        jpeg = None
         if picture is not None:
             self.thumb_dir.mkdir(exist_ok=True)
             ok, encoded = cv2.imencode(".jpg", thumbnail(picture, box), [cv2.IMWRITE_JPEG_QUALITY, 85])
             if ok:
-                event.thumbnail = f"events/event_{event.id:03d}.jpg"
-                write_bytes(self.out_dir / event.thumbnail, encoded.tobytes())
+                event.thumbnail, jpeg = f"events/event_{event.id:03d}.jpg", encoded.tobytes()
+                write_bytes(self.out_dir / event.thumbnail, jpeg)
                 if len(self.pictures) < REPORT_THUMBNAILS:
                     self.pictures[event.id] = encoded.tobytes()
         event.extra = {}  # the peak picture is no longer needed
@@ -89,6 +92,8 @@ class EventLog:
         self._writer.writerow([row[key] for key in CSV_HEADER])
         self._handle.flush()
         self._write_json()
+        if self.on_event is not None:
+            self.on_event(self.as_dict(event), jpeg)
 
     def row(self, event: Event) -> dict:
         out = {key: value for key, value in self.as_dict(event).items() if key != "box"}

@@ -55,18 +55,20 @@ class DetectionOutputs:
 
     def __init__(self, out_dir: Path, threshold: float | None, fps: float, top_k: int, write_video: bool,
                  flush_every: int = 25, scoring: Mapping | None = None, started_at: float | None = None,
-                 meta: Mapping | None = None):
+                 meta: Mapping | None = None, live=None):
         """``scoring`` (the model's scoring section) holds the event settings; events are
-        written when there is a threshold.  ``started_at``: a live source's first-frame UNIX time."""
+        written when there is a threshold.  ``started_at``: a live source's first-frame UNIX time.
+        ``live``: a :class:`seqvad.stream.live.LiveState` that gets every frame and event too."""
         try:
             out_dir.mkdir(parents=True, exist_ok=True)
             self.scores_csv = CsvLog(out_dir / "scores.csv", ["frame", "time", "raw_score", "score", "alarm"])
             self.objects_csv = CsvLog(out_dir / "objects.csv", ["frame", "x1", "y1", "x2", "y2",
                                                                 "detector_score", "class", "object_score"])
-            self.events = None if threshold is None else EventLog(out_dir, threshold, scoring, fps, started_at, meta)
+            self.events = None if threshold is None else EventLog(
+                out_dir, threshold, scoring, fps, started_at, meta, on_event=live.event if live is not None else None)
         except OSError as exc:
             raise DataError(f"{out_dir}: cannot write the outputs here ({exc.strerror or exc})") from None
-        self.out_dir, self.threshold, self.fps = out_dir, threshold, fps
+        self.out_dir, self.threshold, self.fps, self.live = out_dir, threshold, fps, live
         self.annotator = Annotator(threshold)
         self.video = VideoOut(out_dir, fps) if write_video else None
         self.moments = MomentKeeper(top_k, gap=int(round(fps)))
@@ -86,13 +88,15 @@ class DetectionOutputs:
         for box, score in zip(item.boxes, item.object_scores):
             self.objects_csv.add([item.index, *(_num(v) for v in box[:4]), _num(box[4]), int(box[5]), _num(score)])
         annotated = None
-        if self.video is not None or self.moments.k:
+        if self.video is not None or self.moments.k or self.live is not None:
             annotated = self.annotator.draw(item, alarm)
             if self.video is not None:
                 self.video.write(annotated)
             self.moments.offer(item, annotated)
         if self.events is not None:
             self.events.add(item, seconds, annotated)
+        if self.live is not None:
+            self.live.frame(item.index, seconds, item.score, annotated)
         if len(self.scores) % self.flush_every == 0:
             self.scores_csv.flush()
             self.objects_csv.flush()

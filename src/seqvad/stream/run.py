@@ -20,9 +20,11 @@ from seqvad.progress import Progress
 from seqvad.stream.outputs import DetectionOutputs
 from seqvad.stream.report import difference_maps, write_report
 from seqvad.stream.scorer import StreamScorer
-from seqvad.stream.sources import DEFAULT_FPS, GuardedFrames, Source
+from seqvad.stream.sources import DEFAULT_FPS, GuardedFrames, LatestFrames, Source
 
 log = logging.getLogger(__name__)
+
+LIVE_BUFFER = 32  # frames of a live source that may wait: a few detection groups, about 1 s at 25-30 fps
 
 
 @dataclass
@@ -37,6 +39,7 @@ class DetectResult:
     raw: np.ndarray = field(default_factory=lambda: np.zeros(0))
     scores: np.ndarray = field(default_factory=lambda: np.zeros(0))
     events: list = field(default_factory=list)  # seqvad.scoring.events.Event, in order
+    dropped: int = 0  # frames of a live source dropped at the input (processing slower than the camera)
 
 
 def default_out_dir(source_name: str) -> Path:
@@ -45,16 +48,23 @@ def default_out_dir(source_name: str) -> Path:
 
 def run_detection(model, source: Source, out_dir: str | Path | None = None, threshold: float | None = None,
                   top_k: int = 5, write_video: bool = True, box_detector=None, max_frames: int | None = None,
-                  progress: bool = False, model_label: str = "", stop_on_sigint: bool = False) -> DetectResult:
+                  progress: bool = False, model_label: str = "", stop_on_sigint: bool = False,
+                  live=None) -> DetectResult:
     """Stream ``source`` through ``model`` (a trained :class:`seqvad.api.Detector`) into ``out_dir``.
 
     ``threshold`` defaults to the model's (a high quantile of its training frame scores).  When the
     source breaks mid-way, the frames that arrived are finished and written, the report is
     written, and a :class:`DataError` naming the source and the frame count is raised.
+
+    A live source (camera, stream) is read in its own thread (:class:`LatestFrames`): when
+    processing is slower than the camera, frames are dropped there and counted.  ``live``: a
+    :class:`seqvad.stream.live.LiveState` to publish frames, events and rates into (``--serve``).
     """
     out_dir = Path(out_dir) if out_dir else default_out_dir(source.name)
     threshold = model.threshold if threshold is None else float(threshold)
     fps = float(source.fps or DEFAULT_FPS)
+    if source.live:
+        source = LatestFrames(source, capacity=LIVE_BUFFER).as_source()
     frames = GuardedFrames(source.frames, max_frames)
     started = time.perf_counter()
     try:
@@ -64,7 +74,8 @@ def run_detection(model, source: Source, out_dir: str | Path | None = None, thre
         scorer = StreamScorer(model, box_detector, warmup_video, video_name=source.name)
         warmup_seconds = time.perf_counter() - started
         outputs = DetectionOutputs(out_dir, threshold, fps, top_k, write_video, scoring=model.scorer.config,
-                                   started_at=source.started_at, meta={"input": source.name, "model": model_label})
+                                   started_at=source.started_at, meta={"input": source.name, "model": model_label},
+                                   live=live)
     except BaseException:
         source.close()  # a camera stays busy until released
         raise
@@ -86,6 +97,8 @@ def run_detection(model, source: Source, out_dir: str | Path | None = None, thre
                 times[frames.count - 1] = source.clock()
             write(scorer.push(frame))
             bar.update(1)
+            if live is not None:
+                live.dropped = source.dropped()
         write(scorer.finish())
         finished = True
     finally:
@@ -100,13 +113,16 @@ def run_detection(model, source: Source, out_dir: str | Path | None = None, thre
                    "wall": round(wall, 4), "frames": frames.count,
                    "fps": round(frames.count / wall, 2) if wall > 0 else 0.0}
         stopped = _stop_reason(frames, source, finished)
+        if live is not None:
+            live.dropped = source.dropped()
+            live.finish(stopped or "end of the input")
         _write_report_safely(model, outputs, source, threshold, fps, timings, stopped, model_label)
     if frames.error is not None:
         raise DataError(f"{source.name}: the stream stopped after {frames.count} frames "
                         f"({type(frames.error).__name__}: {frames.error}); outputs up to there are in {out_dir}")
     return DetectResult(out_dir, len(outputs.scores), outputs.alarms, threshold, outputs.files(), timings,
                         stopped, np.asarray(outputs.raw), np.asarray(outputs.scores),
-                        list(outputs.events.events) if outputs.events is not None else [])
+                        list(outputs.events.events) if outputs.events is not None else [], source.dropped())
 
 
 def _stop_reason(frames: GuardedFrames, source: Source, finished: bool) -> str | None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
@@ -36,6 +38,7 @@ class Source:
     # file, the wall clock for a live source; None: frame index / fps (a frame folder)
     clock: Callable[[], float] | None = None
     started_at: float | None = None  # live sources: UNIX time of the first frame
+    dropped: Callable[[], int] = lambda: 0  # frames dropped at the input (LatestFrames)
 
     @property
     def live(self) -> bool:
@@ -164,3 +167,69 @@ class GuardedFrames:
                 self.decode_seconds += time.perf_counter() - started
             self.count += 1
             yield frame
+
+
+class LatestFrames:
+    """A live source read in its own thread, so that processing slower than the camera drops frames
+    at the input (the oldest waiting ones, counted in ``dropped``) instead of letting latency grow
+    without bound in the capture's buffer.
+
+    ``capacity`` frames may wait (a burst while a detection group is processed); ``clock()``
+    gives the time of the frame last handed out, read when the frame arrived.
+    """
+
+    def __init__(self, source: Source, capacity: int = 32):
+        self.source, self.capacity = source, max(1, capacity)
+        self.dropped = 0
+        self.current = 0.0
+        self._waiting: deque = deque()
+        self._ready = threading.Condition()
+        self._done = self._stop = False
+        self._error: BaseException | None = None
+        self._origin = source.started_at if source.started_at is not None else time.time()
+        self._thread = threading.Thread(target=self._read, name=f"read-{source.name}", daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        try:
+            for frame in self.source.frames:
+                # seconds since the first frame, as every source's clock gives them
+                stamp = self.source.clock() if self.source.clock is not None else time.time() - self._origin
+                with self._ready:
+                    if len(self._waiting) >= self.capacity:
+                        self._waiting.popleft()
+                        self.dropped += 1
+                    self._waiting.append((frame, stamp))
+                    self._ready.notify()
+                if self._stop:
+                    return
+        except BaseException as exc:  # handed to the consumer, who decides what a broken source means
+            self._error = exc
+        finally:
+            with self._ready:
+                self._done = True
+                self._ready.notify()
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        while True:
+            with self._ready:
+                while not self._waiting and not self._done:
+                    self._ready.wait(0.5)
+                if self._waiting:
+                    frame, self.current = self._waiting.popleft()
+                elif self._error is not None:
+                    raise self._error
+                else:
+                    return
+            yield frame
+
+    def close(self) -> None:
+        self._stop = True
+        self._thread.join(timeout=2.0)  # a read in progress ends before the capture is released
+        self.source.close()
+
+    def as_source(self) -> Source:
+        """The same input, read through this buffer."""
+        return Source(self.source.name, iter(self), self.source.fps, self.source.length, self.source.claimed_length,
+                      open_video=self.source.open_video, close=self.close, clock=lambda: self.current,
+                      started_at=self.source.started_at, dropped=lambda: self.dropped)
