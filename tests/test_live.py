@@ -20,7 +20,7 @@ from seqvad.cli import main
 from seqvad.data.videos import Video
 from seqvad.errors import ConfigError
 from seqvad.stream import run_detection
-from seqvad.stream.live import LiveServer, LiveState, parse_bind
+from seqvad.stream.serve import LiveServer, LiveState, parse_bind
 from seqvad.stream.sources import LatestFrames, Source
 from test_detect import TINY_CONFIG, scene
 

@@ -62,13 +62,13 @@ def cmd_detect(args) -> int:
         raise DataError(f"{args.model}: the model file has no threshold; pass --threshold")
     server = live = None
     if args.serve:
-        from seqvad.stream.live import parse_bind
+        from seqvad.stream.serve import parse_bind
 
         host, port = parse_bind(args.serve)  # checked before the input is opened
     source = open_source(args.input)
     try:
         if args.serve:
-            from seqvad.stream.live import LiveServer, LiveState
+            from seqvad.stream.serve import LiveServer, LiveState
 
             threshold = model.threshold if args.threshold is None else args.threshold
             live = LiveState(source.name, threshold, float(source.fps or 0) or None)

@@ -58,7 +58,7 @@ class DetectionOutputs:
                  meta: Mapping | None = None, live=None):
         """``scoring`` (the model's scoring section) holds the event settings; events are
         written when there is a threshold.  ``started_at``: a live source's first-frame UNIX time.
-        ``live``: a :class:`seqvad.stream.live.LiveState` that gets every frame and event too."""
+        ``live``: a :class:`seqvad.stream.serve.LiveState` that gets every frame and event too."""
         try:
             out_dir.mkdir(parents=True, exist_ok=True)
             self.scores_csv = CsvLog(out_dir / "scores.csv", ["frame", "time", "raw_score", "score", "alarm"])

@@ -58,7 +58,7 @@ def run_detection(model, source: Source, out_dir: str | Path | None = None, thre
 
     A live source (camera, stream) is read in its own thread (:class:`LatestFrames`): when
     processing is slower than the camera, frames are dropped there and counted.  ``live``: a
-    :class:`seqvad.stream.live.LiveState` to publish frames, events and rates into (``--serve``).
+    :class:`seqvad.stream.serve.LiveState` to publish frames, events and rates into (``--serve``).
     """
     out_dir = Path(out_dir) if out_dir else default_out_dir(source.name)
     threshold = model.threshold if threshold is None else float(threshold)
