@@ -22,6 +22,7 @@ def add_evaluate(sub) -> None:
     p.add_argument("--set", action="append", default=[], metavar="scoring.KEY=VALUE",
                    help="change a scoring setting for this evaluation, e.g. scoring.context.enabled=true "
                         "(recorded in metrics.json; repeatable)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or progress lines")
     p.set_defaults(func=cmd_evaluate)
 
 
@@ -31,7 +32,8 @@ def cmd_evaluate(args) -> int:
     scoring: dict = {}
     apply_overrides(scoring, args.set, only="scoring")
     result = pipeline.evaluate(Path(args.run_dir), device=args.device, report=not args.no_report,
-                               overrides=scoring, split=args.split, every_epoch=args.every_epoch)
+                               overrides=scoring, split=args.split, every_epoch=args.every_epoch,
+                               progress=not args.quiet)
     print_phase_table(result)
     if "oracle_best_epoch" in result:
         oracle = result["oracle_best_epoch"]
