@@ -19,7 +19,7 @@ pytestmark = pytest.mark.skipif(not h264_available(), reason="PyAV with libx264 
 def frames(n: int, h: int = 47, w: int = 63) -> np.ndarray:
     out = np.zeros((n, h, w, 3), np.uint8)
     for i in range(n):
-        out[i, :, : w // 2] = 40 + 3 * i  # changes every frame
+        out[i, :, : w // 2] = (40 + 3 * i) % 200  # changes every frame
         cv2.putText(out[i], str(i), (w // 2, h - 10), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 1)
     return out
 
@@ -86,3 +86,27 @@ def test_without_h264_the_video_falls_back_to_opencv(tmp_path, monkeypatch, capl
     writer.close()
     assert writer.codec in ("mp4v", "MJPG") and len(decoded(writer.path)) == 5
     assert "browsers do not play" in caplog.text
+
+
+def test_the_video_plays_and_seeks_in_chromium(tmp_path):
+    """What report.html's event links do (annotated.mp4#t=SECONDS): the browser knows the whole
+    duration of the fragmented file and starts at the linked time (skips without Chromium)."""
+    import cdp
+
+    if not cdp.available():
+        pytest.skip("chromium is not installed (apt-get install -y chromium); the browser check needs it")
+    writer = VideoOut(tmp_path, 10.0)
+    for image in frames(100):  # 10 s
+        writer.write(image)
+    writer.close()
+    (tmp_path / "page.html").write_text('<video id="v" src="annotated.mp4#t=6.5" muted preload="auto"></video>')
+    browser = cdp.Browser(tmp_path / "profile")
+    try:
+        if not browser.evaluate("document.createElement('video').canPlayType('video/mp4; codecs=\"avc1.64001e\"')"):
+            pytest.skip("this Chromium build plays no H.264")
+        browser.open((tmp_path / "page.html").as_uri())
+        ready = browser.wait_for("document.getElementById('v').readyState >= 2", timeout=20)
+        duration, start = browser.evaluate("[document.getElementById('v').duration, document.getElementById('v').currentTime]")
+    finally:
+        browser.close()
+    assert ready and duration == pytest.approx(10.0, abs=0.2) and start == pytest.approx(6.5, abs=0.15)
