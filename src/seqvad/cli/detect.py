@@ -11,9 +11,10 @@ def add_detect(sub) -> None:
     p = sub.add_parser(
         "detect", help="score a video file, frame folder or camera with a trained model",
         description="Stream INPUT (video file, frame folder, camera index such as 0, or stream URL) through "
-                    "a trained model: writes OUT/annotated.mp4, scores.csv (one row per frame), objects.csv, "
-                    "events.csv / events.json (with thumbnails in OUT/events/) and report.html (score timeline and the top anomalous moments). Ctrl-C on a live "
-                    "source stops reading and finishes the outputs.")
+                    "a trained model: writes OUT/annotated.mp4 (H.264), scores.csv (one row per frame), "
+                    "objects.csv, events.csv / events.json (pictures in OUT/events/) and report.html (score "
+                    "timeline, events, top anomalous moments). Ctrl-C on a live source stops reading and "
+                    "finishes the outputs.")
     p.add_argument("model", help="a model file written by `seqvad train --folder` (RUN/model.pt) or Detector.save")
     p.add_argument("input", help="video file, frame folder, camera index (0, 1, ...) or stream URL")
     p.add_argument("--out", help="output folder (default: detect-<input name>)")
