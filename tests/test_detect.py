@@ -182,7 +182,7 @@ def test_stream_failing_midway_leaves_valid_outputs(trained, tmp_path):
         run_detection(trained["model"], source, tmp_path / "cut", top_k=2)
     rows = read_csv(tmp_path / "cut" / "scores.csv")
     assert [int(r["frame"]) for r in rows] == list(range(23))  # the waiting frames were finished too
-    assert all(len(r) == 4 and None not in r.values() for r in rows)
+    assert all(len(r) == 5 and None not in r.values() for r in rows)
     # the 23 frames score as a 23-frame video would
     np.testing.assert_allclose([float(r["score"]) for r in rows], trained["model"].score(video), rtol=1e-6, atol=1e-9)
     capture = cv2.VideoCapture(str(next((tmp_path / "cut").glob("annotated.*"))))

@@ -1,13 +1,18 @@
-"""The public Python face: ``Detector(config).fit(videos)``, ``.score(video)``, ``.save()``, ``.load()``.
+"""The public Python face: ``Detector().fit(videos)``, ``.score``, ``.predict``, ``.events``, ``.save``, ``.load``.
 
 It is prepare + train + evaluate behind the scikit-learn habit of fit then score::
 
     from seqvad.api import Detector
-    from seqvad.data.videos import Video
 
-    detector = Detector("demo").fit(train_videos)          # trains the configured curriculum
-    scores = detector.score(Video.open("new_clip.avi"))    # one anomaly score per frame
+    detector = Detector().fit("normal_videos/")   # same defaults as `seqvad train --folder`
+    scores = detector.score("new_clip.avi")       # one anomaly score per frame
+    flags = detector.predict("new_clip.avi")      # 0/1 per frame at the model's threshold
+    events = detector.events("new_clip.avi")      # merged episodes, as `seqvad detect` writes them
     detector.save("model.pt"); detector = Detector.load("model.pt")
+
+Videos are paths (a file, a frame folder; for ``fit`` also a folder of videos), lists of them,
+numpy arrays ``(T, H, W[, C])`` of ``uint8`` or :class:`~seqvad.data.videos.Video` objects
+(:mod:`seqvad.data.inputs`).
 """
 
 from __future__ import annotations
@@ -31,10 +36,12 @@ class Detector:
     """A trained seqvad model with its config and its fitted :class:`~seqvad.scoring.Scorer`
     (error statistics, optional context and terms, alarm threshold)."""
 
-    def __init__(self, config: str | Path | Mapping | None = "demo", device: str | None = None):
-        from seqvad.config import load_config
+    def __init__(self, config: str | Path | Mapping | None = None, device: str | None = None):
+        """``config``: a built-in name (``ped2``, ``demo``...), a YAML path or a dict over the
+        defaults; None: the defaults for one's own footage, as ``seqvad train --folder``."""
+        from seqvad.config import footage_config, load_config
 
-        self.config = load_config(config)
+        self.config = footage_config() if config is None else load_config(config)
         self.device = device or self.config["train"].get("device", "cpu")
         self.model = None
         self.scorer = Scorer(self.config["scoring"], device=self.device)
@@ -72,11 +79,12 @@ class Detector:
     # -- training -------------------------------------------------------------------------------
     def fit(self, videos: Sequence, run_dir: str | Path | None = None, progress: bool = True,
             workers: int | None = None) -> "Detector":
-        """Prepare cubes of ``videos`` (normal footage), train the schedule, fit the scorer."""
+        """Prepare cubes of ``videos`` (normal footage: a folder of videos, a path, an array or a
+        list of them), train the schedule, fit the scorer."""
+        from seqvad.data.inputs import as_videos
         from seqvad.experiment import train_videos
 
-        if not videos:
-            raise DataError("fit: no training videos given")
+        videos = as_videos(videos)
         keep = run_dir is not None
         run_dir = Path(run_dir) if keep else Path(tempfile.mkdtemp(prefix="seqvad-fit-"))
         try:
@@ -108,14 +116,42 @@ class Detector:
         boxes = detector.detect_video(video)
         return extract_cubes(video, boxes, **cube_geometry(self.config))
 
-    def score(self, video, smoothed: bool = True) -> np.ndarray:
-        """One anomaly score per frame of ``video`` (higher = more anomalous)."""
+    def score(self, video, smoothed: bool = True) -> np.ndarray | list[np.ndarray]:
+        """One anomaly score per frame of ``video`` (higher = more anomalous); a list of videos
+        gives a list of score arrays."""
+        from seqvad.data.inputs import as_video
+
         self.require_model()
+        if isinstance(video, (list, tuple)):
+            return [self.score(as_video(v, name=f"array{i}"), smoothed) for i, v in enumerate(video)]
+        video = as_video(video)
         cubes, index = self.object_cubes(video)
         scores = self.object_scores(cubes, index)
         located = {"video": np.zeros(len(scores), np.int64), "frame": np.asarray(index["frame"])}
         raw, smooth = self.scorer.frame_scores(scores, located, [len(video)])
         return smooth[0] if smoothed else raw[0]
+
+    def predict(self, video) -> np.ndarray | list[np.ndarray]:
+        """0/1 per frame: the smoothed score over the model's threshold (as ``seqvad detect``'s alarms)."""
+        if self.threshold is None:
+            raise DataError("predict: this model has no threshold (set its .threshold first)")
+        scores = self.score(video)
+        if isinstance(scores, list):
+            return [(s > self.threshold).astype(np.uint8) for s in scores]
+        return (scores > self.threshold).astype(np.uint8)
+
+    def events(self, video, fps: float | None = None) -> list:
+        """The events of one video (:class:`seqvad.scoring.events.Event`: frames, times, peak),
+        with the model's ``scoring.events`` settings; times at ``fps`` (default: the video's, else 25)."""
+        from seqvad.data.inputs import as_video
+        from seqvad.scoring.events import find_events
+        from seqvad.stream.sources import DEFAULT_FPS
+
+        if self.threshold is None:
+            raise DataError("events: this model has no threshold (set its .threshold first)")
+        video = as_video(video)
+        fps = float(fps or video.fps or DEFAULT_FPS)
+        return find_events(self.score(video), self.threshold, self.scorer.config["events"], fps)
 
     def object_scores(self, cubes: np.ndarray, index) -> np.ndarray:
         """Anomaly score of each object (``index`` holds its box: x1, y1, x2, y2)."""

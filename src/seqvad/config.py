@@ -88,7 +88,12 @@ DEFAULTS: dict[str, Any] = {
                 # optional per-object terms (seqvad.scoring.errors), term -> weight: any nonzero
                 # weight besides pre sums every weighted term normalised by its training
                 # median / IQR; choose them on the validation split, never on test
-                "terms": {"pre": 1.0, "rec": 0.0, "order": 0.0, "knn": 0.0}, "knn_k": 10},
+                "terms": {"pre": 1.0, "rec": 0.0, "order": 0.0, "knn": 0.0}, "knn_k": 10,
+                # frame scores -> events (seqvad.scoring.events): an event opens over the threshold,
+                # closes once the score stays under close_ratio x threshold for min_gap seconds, and
+                # is dropped when shorter than min_duration seconds. 1 s / 0.5 s: a watcher wants
+                # "one thing happened for 9 s", not every dip of the median-filtered score
+                "events": {"close_ratio": 0.8, "min_gap": 1.0, "min_duration": 0.5}},
 }
 
 # Keys that change how training runs but not what it computes: a resume may change them.
@@ -96,6 +101,16 @@ RESUMABLE_KEYS = frozenset({
     "train.checkpoint_minutes", "train.checkpoint_every_steps", "train.device",
     "train.num_workers", "train.progress", "train.threads", "train.keep_epoch_checkpoints",
 })
+
+
+# Real footage (`seqvad train --folder`, `seqvad.api.Detector()`): the bundled YOLOX detector plus the
+# motion boxes it misses; DEFAULTS' "motion" alone suits the synthetic demo scene
+FOOTAGE_DETECTOR = "yolox+motion"
+
+
+def footage_config() -> dict[str, Any]:
+    """The config for one's own footage when none is given: DEFAULTS with :data:`FOOTAGE_DETECTOR`."""
+    return load_config({"detector": {"name": FOOTAGE_DETECTOR}})
 
 
 def section(config: Mapping[str, Any], name: str) -> dict[str, Any]:

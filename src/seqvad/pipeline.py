@@ -23,6 +23,7 @@ import yaml
 
 from seqvad.atomic import replacing, write_bytes, write_json
 from seqvad.errors import DataError
+from seqvad.progress import Progress
 from seqvad.provenance import command_line, git_commit, machine  # noqa: F401  (public here too)
 
 
@@ -184,7 +185,9 @@ def evaluate(run_dir: Path, device: str = "cpu", progress: bool = True, report: 
         raw, smoothed = scorer.frame_scores(context_scores, store.index, store.frame_counts)
         extra["context_only"] = {**scoring.evaluate_scores(labels, smoothed).as_dict(),
                                  "micro_auc_unsmoothed": scoring.micro_auc(labels, raw)}
-    for path in phase_checkpoints(run_dir):
+    checkpoints = phase_checkpoints(run_dir)
+    bar = Progress(len(checkpoints), f"evaluate {run_dir.name}", "checkpoint", enabled=progress)
+    for path in checkpoints:
         started = time.perf_counter()
         model, _, info = load_model(path, map_location=device)
         model.to(device)
@@ -201,6 +204,8 @@ def evaluate(run_dir: Path, device: str = "cpu", progress: bool = True, report: 
         phases[path.stem] = metrics
         columns[f"{path.stem}_raw"] = np.concatenate(raw)
         columns[f"{path.stem}_smoothed"] = np.concatenate(smoothed)
+        bar.update(1, item=f"{path.stem} micro AUC {metrics['micro_auc']:.4f} ({len(store.cubes)} cubes)")
+    bar.close()
     if every_epoch:
         extra["oracle_best_epoch"] = oracle_best_epoch(run_dir, store, labels, scorer, context_scores)
     suffix = "" if split == "test" else f"_{split}"

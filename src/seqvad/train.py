@@ -47,6 +47,7 @@ from torch import nn
 from seqvad import __version__
 from seqvad.config import RESUMABLE_KEYS, diff, load_config
 from seqvad.errors import ConfigError, DataError, SeqvadError
+from seqvad.progress import duration
 from seqvad.atomic import write_bytes as atomic_write_bytes
 from seqvad.devices import device_name
 from seqvad.checkpoint import (CHECKPOINT_FORMAT, load_checkpoint, load_model, nonfinite_entries,  # noqa: F401
@@ -642,8 +643,16 @@ class Trainer:
         if self.keep_epoch_checkpoints:
             self._sync_buffers()
             self._save_phase(phase_index, self.epoch_path(phase_index, self.position.epoch + 1))
-        log.info("phase %d epoch %d/%d: %s", phase_index + 1, self.position.epoch + 1, phase.epochs,
-                 " ".join(f"{k} {v:.4g}" for k, v in self.stats.means().items()))
+        if self.ddp.is_main:  # one line per epoch: what a run under nohup or a pipe shows (seqvad.progress)
+            seconds = max(self.stats.seconds, 1e-9)
+            left = phase.epochs - self.position.epoch - 1 + sum(
+                p.epochs for p in self.schedule.phases[phase_index + 1:])
+            log.info("phase %d/%d %s epoch %d/%d: %s, %.0f cubes/s, %.1f s, ETA ~%s (%d more epoch%s at this "
+                     "pace)", phase_index + 1, len(self.schedule.phases), phase.name,
+                     self.position.epoch + 1, phase.epochs,
+                     " ".join(f"{k} {v:.4g}" for k, v in self.stats.means().items()),
+                     self.stats.count / seconds, self.stats.seconds, duration(left * self.stats.seconds), left,
+                     "" if left == 1 else "s")
         self.position.epoch += 1
         self.position.step = 0
         self.stats = EpochStats()

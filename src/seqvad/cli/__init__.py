@@ -45,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from seqvad.progress import configure_logging
+
+    configure_logging(quiet=bool(getattr(args, "quiet", False)))  # progress lines and warnings to stderr
     try:
         return int(args.func(args) or 0)
     except SeqvadError as exc:

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from seqvad.errors import DataError
 
+EXIT_EVENTS = 1  # --fail-on-event: something happened (2 stays "error", as for every command)
+
 
 def add_detect(sub) -> None:
     p = sub.add_parser(
         "detect", help="score a video file, frame folder or camera with a trained model",
         description="Stream INPUT (video file, frame folder, camera index such as 0, or stream URL) through "
-                    "a trained model: writes OUT/annotated.mp4, scores.csv (one row per frame), objects.csv "
-                    "and report.html (score timeline and the top anomalous moments). Ctrl-C on a live "
-                    "source stops reading and finishes the outputs.")
+                    "a trained model: writes OUT/annotated.mp4 (H.264), scores.csv (one row per frame), "
+                    "objects.csv, events.csv / events.json (pictures in OUT/events/) and report.html (score "
+                    "timeline, events, top anomalous moments). Ctrl-C on a live source stops reading and "
+                    "finishes the outputs.")
     p.add_argument("model", help="a model file written by `seqvad train --folder` (RUN/model.pt) or Detector.save")
     p.add_argument("input", help="video file, frame folder, camera index (0, 1, ...) or stream URL")
     p.add_argument("--out", help="output folder (default: detect-<input name>)")
@@ -28,6 +31,14 @@ def add_detect(sub) -> None:
                    help="torch threads for the model (default 1: its batches of a few hundred crops gain little "
                         "from more, and on a busy machine 2 threads ran 4x slower than 1)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override an event setting stored in the model, e.g. --set scoring.events.min_duration=2 "
+                        "(scoring.events.close_ratio, min_gap, min_duration; repeatable)")
+    p.add_argument("--serve", metavar="[HOST:]PORT",
+                   help="while it runs, serve a live page at http://HOST:PORT/ (host 127.0.0.1 unless given): "
+                        "the annotated stream, the score timeline, the events and the processing rate")
+    p.add_argument("--fail-on-event", action="store_true",
+                   help=f"exit with status {EXIT_EVENTS} when at least one event was found (for scripts)")
     p.set_defaults(func=cmd_detect)
 
 
@@ -43,16 +54,46 @@ def cmd_detect(args) -> int:
     model = Detector.load(args.model, device=args.device)
     if args.boxes:
         model.config["detector"].update(name="precomputed", boxes=str(args.boxes))
+    if args.set:
+        from seqvad.cli.options import apply_overrides
+        from seqvad.scoring.events import event_settings
+
+        apply_overrides(model.config, args.set, only="scoring.events")
+        model.scorer.config["events"] = event_settings(model.config["scoring"])
     if model.threshold is None and args.threshold is None:
         raise DataError(f"{args.model}: the model file has no threshold; pass --threshold")
+    server = live = None
+    if args.serve:
+        from seqvad.stream.serve import parse_bind
+
+        host, port = parse_bind(args.serve)  # checked before the input is opened
     source = open_source(args.input)
-    result = run_detection(model, source, args.out, threshold=args.threshold, top_k=args.top_k,
-                           write_video=not args.no_video, max_frames=args.max_frames,
-                           progress=not args.quiet, model_label=str(args.model), stop_on_sigint=True)
+    try:
+        if args.serve:
+            from seqvad.stream.serve import LiveServer, LiveState
+
+            threshold = model.threshold if args.threshold is None else args.threshold
+            live = LiveState(source.name, threshold, float(source.fps or 0) or None)
+            server = LiveServer(live, host, port)
+            print(f"live view: {server.url}  (stops with the command)", flush=True)
+        result = run_detection(model, source, args.out, threshold=args.threshold, top_k=args.top_k,
+                               write_video=not args.no_video, max_frames=args.max_frames,
+                               progress=not args.quiet, model_label=str(args.model), stop_on_sigint=True,
+                               live=live)
+    finally:
+        if server is not None:
+            server.stop()
+        source.close()  # run_detection closes it as well; this covers a failure before it started
     alarm_share = result.alarms / max(result.frames, 1)
     print(f"{result.frames} frames, {result.alarms} over the threshold {result.threshold:.4g} "
           f"({alarm_share:.1%}), {result.timings['fps']:.1f} frames/s")
+    for event in result.events:
+        print(f"event {event.id}: {event.start_time:.2f}-{event.end_time:.2f} s (frames {event.start}-{event.end}), "
+              f"peak {event.peak_score:.4g} at frame {event.peak_frame}")
+    print(f"{len(result.events)} event" + ("" if len(result.events) == 1 else "s"))
+    if result.dropped:
+        print(f"{result.dropped} frames dropped at the input (processing slower than the camera)")
     if result.stopped:
         print(f"note: {result.stopped}")
     print("outputs: " + "  ".join(str(p) for p in result.files.values()))
-    return 0
+    return EXIT_EVENTS if args.fail_on_event and result.events else 0

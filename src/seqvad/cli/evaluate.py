@@ -22,6 +22,7 @@ def add_evaluate(sub) -> None:
     p.add_argument("--set", action="append", default=[], metavar="scoring.KEY=VALUE",
                    help="change a scoring setting for this evaluation, e.g. scoring.context.enabled=true "
                         "(recorded in metrics.json; repeatable)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or progress lines")
     p.set_defaults(func=cmd_evaluate)
 
 
@@ -39,7 +40,8 @@ def cmd_evaluate(args) -> int:
     if Path(args.run_dir).is_dir():  # scores.csv and metrics.json are written there
         check_writable(Path(args.run_dir))
     result = pipeline.evaluate(Path(args.run_dir), device=args.device, report=not args.no_report,
-                               overrides=scoring, split=args.split, every_epoch=args.every_epoch)
+                               overrides=scoring, split=args.split, every_epoch=args.every_epoch,
+                               progress=not args.quiet)
     print_phase_table(result)
     if "oracle_best_epoch" in result:
         oracle = result["oracle_best_epoch"]

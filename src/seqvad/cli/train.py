@@ -29,13 +29,11 @@ def cmd_train(args) -> int:
 
     if args.resume and args.fresh:
         raise ConfigError("--resume continues the run in the folder, --fresh moves it aside: choose one")
-    config = config_from_args(args)
+    config = folder_config(args) if args.folder else config_from_args(args)
     if args.folder:
         from seqvad.data.datasets import list_videos
         from seqvad.data.videos import Video
 
-        if args.config is None and not (args.detector or "").strip():
-            config["detector"]["name"] = "yolox+motion"
         train = [Video.open(p) for p in list_videos(Path(args.folder))]
         test: list = []
         config["data"]["dataset"] = "folder"
@@ -60,3 +58,16 @@ def cmd_train(args) -> int:
             model_file = Detector.from_run(run_dir, device=config["train"].get("device")).save(run_dir / "model.pt")
             print(f"model: {model_file}  (next: seqvad detect {model_file} VIDEO)")
     return 0 if summary is not None else 1
+
+
+def folder_config(args) -> dict:
+    """The config of ``train --folder``: without --config, --detector or --set detector.name, the
+    footage detector, exactly as ``seqvad.api.Detector()`` builds it (tested)."""
+    from seqvad.config import FOOTAGE_DETECTOR
+
+    config = config_from_args(args)
+    chosen = args.config or (args.detector or "").strip() or any(
+        item.replace(" ", "").startswith("detector.name=") for item in args.set or [])
+    if not chosen:
+        config["detector"]["name"] = FOOTAGE_DETECTOR
+    return config

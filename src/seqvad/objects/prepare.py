@@ -25,11 +25,11 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
-from tqdm import tqdm
 
 import seqvad
 from seqvad.atomic import replacing
 from seqvad.config import DEFAULTS, config_hash, cube_geometry
+from seqvad.progress import Progress
 from seqvad.data.videos import Video
 from seqvad.errors import ConfigError, DataError
 from seqvad.objects.cubes import STORE_FORMAT, CubeStore, extract_cubes
@@ -237,14 +237,18 @@ def _remove_leftovers(cache_dir: Path) -> None:
 
 
 def _run_jobs(jobs: list[_Job], workers: int, progress: bool, total_frames: int, cache_dir: Path) -> list[dict]:
-    bar = tqdm(total=total_frames, unit="frame", desc=f"detect {cache_dir.name}", disable=not progress,
-               file=sys.stderr)
+    # a bar on a terminal, else one line per video with frames/s and ETA (seqvad.progress)
+    bar = Progress(total_frames, f"detect {cache_dir.name}", "frame", enabled=progress)
     results = []
+
+    def done(result: dict) -> None:
+        bar.update(result["frames"], item=f"video {len(results)}/{len(jobs)} {jobs[result['number']].video.name}")
+
     try:
         if workers == 1:
             for job in jobs:
                 results.append(_process_video(job))
-                bar.update(results[-1]["frames"])
+                done(results[-1])
             return results
         context = multiprocessing.get_context("spawn")
         with futures.ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
@@ -262,7 +266,7 @@ def _run_jobs(jobs: list[_Job], workers: int, progress: bool, total_frames: int,
                                 cache_dir, job.video.name, exc)
                     result = _process_video(job)
                 results.append(result)
-                bar.update(result["frames"])
+                done(result)
         return results
     finally:
         bar.close()

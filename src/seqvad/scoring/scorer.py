@@ -49,6 +49,7 @@ def scoring_section(scoring: Mapping | None) -> dict:
     given = dict(scoring or {})
     out = {**defaults, **given}
     out["context"] = {**defaults["context"], **(given.get("context") or {})}
+    out["events"] = {**defaults["events"], **(given.get("events") or {})}
     terms = given.get("terms") or {}
     if not isinstance(terms, Mapping):
         raise ConfigError(f"scoring.terms: expected a mapping term -> weight, got {terms!r}")

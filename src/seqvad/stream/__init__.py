@@ -18,14 +18,16 @@ The motion detector's warm-up (``detector.motion.warmup`` frames spread over the
 reads ahead in files and folders exactly as batch scoring does; a camera or stream cannot be read
 ahead, so there the background model learns from the first frames instead.
 
-Modules: :mod:`.sources` (inputs), :mod:`.scorer` (the streaming scorer), :mod:`.outputs` (CSV and
-video files), :mod:`.annotate` (drawing), :mod:`.report` (top moments, HTML report), :mod:`.run` (the
+Modules: :mod:`.sources` (inputs), :mod:`.scorer` (the streaming scorer), :mod:`.outputs` (CSV
+files), :mod:`.video` (the annotated video), :mod:`.events` (events files), :mod:`.annotate` (drawing), :mod:`.report` (top moments, HTML report), :mod:`.run` (the
 loop with its Ctrl-C handling).  Nothing here imports the trainer or the run-folder pipeline: the
 model is a trained :class:`seqvad.api.Detector`, used through its public methods.
 
-Outputs (``OUT/``): ``annotated.mp4`` (or ``.avi``), ``scores.csv``, ``objects.csv`` and
-``report.html``.  Rows are flushed as whole lines every ``flush_every`` frames and the video
-writer is released in a ``finally`` block, so a stream that stops half-way leaves valid files.
+Outputs (``OUT/``): ``annotated.mp4`` (H.264 in fragmented MP4, :mod:`.video`), ``scores.csv``,
+``objects.csv``, ``events.csv`` / ``events.json`` / ``events/`` (:mod:`.events`) and
+``report.html``.  Rows are flushed as whole lines every ``flush_every`` frames, events as they
+close, the video fragment by fragment, and the writers are closed in a ``finally`` block, so a
+stream that stops half-way (even a killed process) leaves valid files.
 
 Python use::
 

@@ -68,3 +68,15 @@ class Annotator:
         cv2.putText(out, f"frame {item.index}  score {item.score:.4g}", (4, 11), cv2.FONT_HERSHEY_SIMPLEX,
                     0.35, (230, 230, 230), 1, cv2.LINE_AA)
         return out
+
+
+def thumbnail(image: np.ndarray, worst_box: np.ndarray | None, width: int = 480) -> np.ndarray:
+    """``image`` with a white outline around the worst object, at most ``width`` pixels wide."""
+    image = image.copy()
+    if worst_box is not None:
+        x1, y1, x2, y2 = (int(round(float(v))) for v in worst_box[:4])
+        cv2.rectangle(image, (x1 - 2, y1 - 2), (x2 + 1, y2 + 1), (255, 255, 255), 1)
+    if image.shape[1] <= width:
+        return image
+    height = int(round(image.shape[0] * width / image.shape[1]))
+    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)

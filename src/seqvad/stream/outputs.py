@@ -8,15 +8,14 @@ import csv
 import logging
 import time
 from pathlib import Path
-from typing import Sequence
-
-import cv2
-import numpy as np
+from typing import Mapping, Sequence
 
 from seqvad.errors import DataError
 from seqvad.stream.annotate import Annotator
+from seqvad.stream.events import EventLog
 from seqvad.stream.report import MomentKeeper
 from seqvad.stream.scorer import ScoredFrame
+from seqvad.stream.video import VideoOut  # noqa: F401  (importable from here as before)
 
 log = logging.getLogger(__name__)
 
@@ -54,60 +53,25 @@ def _num(value: float) -> str:
     return f"{float(value):.9g}"
 
 
-class VideoOut:
-    """``annotated.mp4`` (mp4v) or, where that codec is missing, ``annotated.avi`` (MJPG)."""
-
-    def __init__(self, out_dir: Path, fps: float):
-        self.out_dir, self.fps = out_dir, fps
-        self.writer: cv2.VideoWriter | None = None
-        self.path: Path | None = None
-
-    def write(self, image: np.ndarray) -> None:
-        if self.writer is None:
-            self._open(image.shape[1], image.shape[0])
-        self.writer.write(image)
-
-    def _open(self, width: int, height: int) -> None:
-        for name, codec in (("annotated.mp4", "mp4v"), ("annotated.avi", "MJPG")):
-            writer = cv2.VideoWriter(str(self.out_dir / name), cv2.VideoWriter_fourcc(*codec), self.fps,
-                                     (width, height))
-            if writer.isOpened():
-                self.writer, self.path = writer, self.out_dir / name
-                return
-            writer.release()
-            (self.out_dir / name).unlink(missing_ok=True)
-        raise DataError(f"{self.out_dir}: OpenCV can write neither mp4v .mp4 nor MJPG .avi video here")
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.release()
-            self.writer = None
-            self.check()
-
-    def check(self) -> None:
-        """OpenCV's writer reports no failed write: check that the file it left can be opened."""
-        size = self.path.stat().st_size if self.path.is_file() else 0
-        capture = cv2.VideoCapture(str(self.path)) if size else None
-        readable = capture is not None and capture.isOpened()
-        if capture is not None:
-            capture.release()
-        if not readable:
-            raise DataError(f"{self.path}: the video was not written (disk full or not writable?)")
-
-
 class DetectionOutputs:
     """Everything written to ``OUT/``, fed one scored frame at a time."""
 
     def __init__(self, out_dir: Path, threshold: float | None, fps: float, top_k: int, write_video: bool,
-                 flush_every: int = 25):
+                 flush_every: int = 25, scoring: Mapping | None = None, started_at: float | None = None,
+                 meta: Mapping | None = None, live=None):
+        """``scoring`` (the model's scoring section) holds the event settings; events are
+        written when there is a threshold.  ``started_at``: a live source's first-frame UNIX time.
+        ``live``: a :class:`seqvad.stream.serve.LiveState` that gets every frame and event too."""
         try:
             out_dir.mkdir(parents=True, exist_ok=True)
-            self.scores_csv = CsvLog(out_dir / "scores.csv", ["frame", "raw_score", "score", "alarm"])
+            self.scores_csv = CsvLog(out_dir / "scores.csv", ["frame", "time", "raw_score", "score", "alarm"])
             self.objects_csv = CsvLog(out_dir / "objects.csv", ["frame", "x1", "y1", "x2", "y2",
                                                                 "detector_score", "class", "object_score"])
+            self.events = None if threshold is None else EventLog(
+                out_dir, threshold, scoring, fps, started_at, meta, on_event=live.event if live is not None else None)
         except OSError as exc:
             raise DataError(f"{out_dir}: cannot write the outputs here ({exc.strerror or exc})") from None
-        self.out_dir, self.threshold, self.fps = out_dir, threshold, fps
+        self.out_dir, self.threshold, self.fps, self.live = out_dir, threshold, fps, live
         self.annotator = Annotator(threshold)
         self.video = VideoOut(out_dir, fps) if write_video else None
         self.moments = MomentKeeper(top_k, gap=int(round(fps)))
@@ -123,14 +87,20 @@ class DetectionOutputs:
         self.alarms += int(alarm)
         self.raw.append(item.raw)
         self.scores.append(item.score)
-        self.scores_csv.add([item.index, _num(item.raw), _num(item.score), int(alarm)])
+        seconds = item.index / self.fps if item.time is None else item.time
+        self.scores_csv.add([item.index, f"{seconds:.4f}", _num(item.raw), _num(item.score), int(alarm)])
         for box, score in zip(item.boxes, item.object_scores):
             self.objects_csv.add([item.index, *(_num(v) for v in box[:4]), _num(box[4]), int(box[5]), _num(score)])
-        if self.video is not None or self.moments.k:
+        annotated = None
+        if self.video is not None or self.moments.k or self.live is not None:
             annotated = self.annotator.draw(item, alarm)
             if self.video is not None:
                 self.video.write(annotated)
             self.moments.offer(item, annotated)
+        if self.events is not None:
+            self.events.add(item, seconds, annotated)
+        if self.live is not None:
+            self.live.frame(item.index, seconds, item.score, annotated)
         if len(self.scores) % self.flush_every == 0:
             self.scores_csv.flush()
             self.objects_csv.flush()
@@ -139,6 +109,7 @@ class DetectionOutputs:
     def close(self) -> None:
         """Release the video and complete the CSV files (always runs, even after an error)."""
         for closer in (self.scores_csv.close, self.objects_csv.close,
+                       self.events.close if self.events is not None else (lambda: None),
                        self.video.close if self.video is not None else (lambda: None)):
             try:
                 closer()
@@ -149,6 +120,8 @@ class DetectionOutputs:
     def files(self) -> dict[str, Path]:
         files = {"scores": self.scores_csv.path, "objects": self.objects_csv.path,
                  "report": self.out_dir / "report.html"}
+        if self.events is not None:
+            files["events"] = self.events.json_path
         if self.video is not None and self.video.path is not None:
             files["video"] = self.video.path
         return files

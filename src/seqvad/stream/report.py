@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from seqvad.atomic import write_bytes
+from seqvad.stream.annotate import thumbnail
 from seqvad.stream.scorer import ScoredFrame
 
 MAX_POINTS = 1200  # timeline columns; longer streams keep each bucket's maximum (peaks survive)
@@ -83,14 +84,7 @@ class MomentKeeper:
         return picked
 
     def _thumbnail(self, image: np.ndarray, worst_box: np.ndarray | None) -> np.ndarray:
-        image = image.copy()
-        if worst_box is not None:  # the object whose difference map the report shows
-            x1, y1, x2, y2 = (int(round(float(v))) for v in worst_box[:4])
-            cv2.rectangle(image, (x1 - 2, y1 - 2), (x2 + 1, y2 + 1), (255, 255, 255), 1)
-        if image.shape[1] <= self.thumbnail_width:
-            return image
-        height = int(round(image.shape[0] * self.thumbnail_width / image.shape[1]))
-        return cv2.resize(image, (self.thumbnail_width, height), interpolation=cv2.INTER_AREA)
+        return thumbnail(image, worst_box, self.thumbnail_width)
 
 
 def difference_maps(model, moments: Sequence[Moment]) -> list[dict | None]:
@@ -226,14 +220,18 @@ table.info td{padding:2px 12px 2px 0;vertical-align:top} .muted{color:#666;font-
 .moment{border:1px solid #ddd;border-radius:6px;padding:12px;margin:14px 0;display:flex;gap:16px;flex-wrap:wrap}
 .moment figure{margin:0;text-align:center} .moment figcaption{font-size:12px;color:#555}
 .crops{display:flex;gap:8px;align-items:flex-start} .crops img{width:128px;height:128px;image-rendering:pixelated}
+.event{border:1px solid #ddd;border-radius:6px;padding:10px;margin:10px 0;display:flex;gap:14px;flex-wrap:wrap}
+.event h3{margin:0 0 6px 0;font-size:16px}
 .note{background:#fff3e0;border-left:4px solid #ff8f00;padding:8px 12px}
 """
 
 
 def write_report(path: str | Path, info: dict, raw: np.ndarray, scores: np.ndarray, threshold: float | None,
-                 moments: Sequence, maps: Sequence[dict | None]) -> Path:
+                 moments: Sequence, maps: Sequence[dict | None], events=None) -> Path:
     """Write the report atomically.  ``moments`` have ``index``, ``score``, ``thumbnail`` (BGR);
-    ``maps[i]`` holds ``crop``, ``prediction``, ``difference`` (``(C, S, S)`` on [-1, 1]) or is None."""
+    ``maps[i]`` holds ``crop``, ``prediction``, ``difference`` (``(C, S, S)`` on [-1, 1]) or is None.
+    ``events``: the run's :class:`seqvad.stream.events.EventLog` (listed with thumbnails, each
+    linked to its time in ``info['video']`` when there is one)."""
     path = Path(path)
     fps = float(info.get("fps") or 25.0)
     body = [f"<h1>seqvad detect: {_e(info.get('input', ''))}</h1>", _summary_table(info, scores, threshold, fps)]
@@ -243,7 +241,7 @@ def write_report(path: str | Path, info: dict, raw: np.ndarray, scores: np.ndarr
     body.append('<p class="muted">Blue: median-filtered score (what the alarm uses); grey: raw score (worst '
                 "object per frame); dashed red: threshold; shaded: frames over it; numbers: the moments below.</p>")
     body.append(timeline_svg(raw, scores, threshold, fps, [m.index for m in moments]))
-    body += _segments_list(scores, threshold, fps)
+    body += _segments_list(scores, threshold, fps) if events is None else _events_list(events, info.get("video"), fps)
     body.append(f"<h2>Top {len(moments)} anomalous moments</h2>")
     if not moments:
         body.append("<p>No objects were detected, so there is no moment to show.</p>")
@@ -286,6 +284,36 @@ def _segments_list(scores: np.ndarray, threshold: float | None, fps: float, limi
     more = f"<p class=\"muted\">and {len(segments) - limit} more</p>" if len(segments) > limit else ""
     spans = f"{len(segments)} span" + ("s" if len(segments) > 1 else "")
     return [f"<h2>Alarms ({spans})</h2><ul>{items}</ul>{more}"]
+
+
+def _events_list(events, video: str | None, fps: float) -> list[str]:
+    """Each event with its peak picture, times, and a link to its start in the annotated video."""
+    if not events.events:
+        dropped = events.tracker.dropped
+        note = f" ({dropped} shorter than the minimum duration were dropped)" if dropped else ""
+        return [f"<h2>Events</h2><p>No event{_e(note)}.</p>"]
+    blocks = []
+    for event in events.events:
+        picture = events.pictures.get(event.id)
+        image = "" if picture is None else (
+            f'<img src="data:image/jpeg;base64,{base64.b64encode(picture).decode("ascii")}" '
+            f'alt="event {event.id}" style="width:240px;max-width:100%">')
+        # the annotated video holds every frame at the source's rate: frame / fps is its time there
+        start = event.start / fps
+        when = f"{_clock(event.start_time)}-{_clock(event.end_time)} ({event.end_time - event.start_time:.1f} s)"
+        link = (f' <a href="{_e(video)}#t={start:.2f}">play from {_clock(start)}</a>' if video else "")
+        box = "" if event.box is None else f", worst object at ({', '.join(f'{v:.0f}' for v in event.box)})"
+        blocks.append(f'<div class="event" id="event-{event.id}">{image}<div><h3>Event {event.id}: {when}</h3>'
+                      f'<p>frames {event.start}-{event.end}, peak {event.peak_score:.4g} at frame {event.peak_frame}'
+                      f'{_e(box)}.{link}</p></div></div>')
+    dropped = events.tracker.dropped
+    note = f'<p class="muted">{dropped} shorter than the minimum duration dropped.</p>' if dropped else ""
+    return [f"<h2>Events ({len(events.events)})</h2>{note}" + "".join(blocks)]
+
+
+def _clock(seconds: float) -> str:
+    minutes, rest = divmod(max(float(seconds), 0.0), 60.0)
+    return f"{int(minutes)}:{rest:05.2f}"
 
 
 def _moment_block(number: int, moment, images: dict | None, scale: float, fps: float,

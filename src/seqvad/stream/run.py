@@ -16,12 +16,15 @@ import numpy as np
 
 from seqvad.errors import DataError
 from seqvad.objects.detectors import build_detector
+from seqvad.progress import Progress
 from seqvad.stream.outputs import DetectionOutputs
 from seqvad.stream.report import difference_maps, write_report
 from seqvad.stream.scorer import StreamScorer
-from seqvad.stream.sources import DEFAULT_FPS, GuardedFrames, Source
+from seqvad.stream.sources import DEFAULT_FPS, GuardedFrames, LatestFrames, Source
 
 log = logging.getLogger(__name__)
+
+LIVE_BUFFER = 32  # frames of a live source that may wait: a few detection groups, about 1 s at 25-30 fps
 
 
 @dataclass
@@ -35,6 +38,8 @@ class DetectResult:
     stopped: str | None = None  # why the stream ended early, if it did
     raw: np.ndarray = field(default_factory=lambda: np.zeros(0))
     scores: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    events: list = field(default_factory=list)  # seqvad.scoring.events.Event, in order
+    dropped: int = 0  # frames of a live source dropped at the input (processing slower than the camera)
 
 
 def default_out_dir(source_name: str) -> Path:
@@ -43,16 +48,23 @@ def default_out_dir(source_name: str) -> Path:
 
 def run_detection(model, source: Source, out_dir: str | Path | None = None, threshold: float | None = None,
                   top_k: int = 5, write_video: bool = True, box_detector=None, max_frames: int | None = None,
-                  progress: bool = False, model_label: str = "", stop_on_sigint: bool = False) -> DetectResult:
+                  progress: bool = False, model_label: str = "", stop_on_sigint: bool = False,
+                  live=None) -> DetectResult:
     """Stream ``source`` through ``model`` (a trained :class:`seqvad.api.Detector`) into ``out_dir``.
 
     ``threshold`` defaults to the model's (a high quantile of its training frame scores).  When the
     source breaks mid-way, the frames that arrived are finished and written, the report is
     written, and a :class:`DataError` naming the source and the frame count is raised.
+
+    A live source (camera, stream) is read in its own thread (:class:`LatestFrames`): when
+    processing is slower than the camera, frames are dropped there and counted.  ``live``: a
+    :class:`seqvad.stream.serve.LiveState` to publish frames, events and rates into (``--serve``).
     """
     out_dir = Path(out_dir) if out_dir else default_out_dir(source.name)
     threshold = model.threshold if threshold is None else float(threshold)
     fps = float(source.fps or DEFAULT_FPS)
+    if source.live:
+        source = LatestFrames(source, capacity=LIVE_BUFFER).as_source()
     frames = GuardedFrames(source.frames, max_frames)
     started = time.perf_counter()
     try:
@@ -61,20 +73,33 @@ def run_detection(model, source: Source, out_dir: str | Path | None = None, thre
         warmup_video = source.video if getattr(box_detector, "warms_up", False) else None
         scorer = StreamScorer(model, box_detector, warmup_video, video_name=source.name)
         warmup_seconds = time.perf_counter() - started
-        outputs = DetectionOutputs(out_dir, threshold, fps, top_k, write_video)
+        outputs = DetectionOutputs(out_dir, threshold, fps, top_k, write_video, scoring=model.scorer.config,
+                                   started_at=source.started_at, meta={"input": source.name, "model": model_label},
+                                   live=live)
     except BaseException:
         source.close()  # a camera stays busy until released
         raise
-    bar = _progress_bar(progress, max_frames or source.length or source.claimed_length)
+    # a bar on a terminal, else a line every 30 s with frames/s (and the ETA of a file)
+    bar = Progress(max_frames or source.length or source.claimed_length, f"detect {source.name}", "frame",
+                   enabled=progress)
     restore_sigint = _stop_on_signals(frames) if stop_on_sigint else None
     finished = False
+    times: dict[int, float] = {}  # frame index -> the source's time of it, until the frame is written
+
+    def write(items) -> None:
+        for item in items:
+            item.time = times.pop(item.index, None)
+            outputs.add(item)
+
     try:
         for frame in frames:
-            for item in scorer.push(frame):
-                outputs.add(item)
+            if source.clock is not None:
+                times[frames.count - 1] = source.clock()
+            write(scorer.push(frame))
             bar.update(1)
-        for item in scorer.finish():
-            outputs.add(item)
+            if live is not None:
+                live.dropped = source.dropped()
+        write(scorer.finish())
         finished = True
     finally:
         bar.close()
@@ -87,6 +112,9 @@ def run_detection(model, source: Source, out_dir: str | Path | None = None, thre
                    "fps": round(frames.count / wall, 2) if wall > 0 else 0.0}
         stopped = _stop_reason(frames, source, finished)
         try:
+            if live is not None:
+                live.dropped = source.dropped()
+                live.finish(stopped or "end of the input")
             _write_report_safely(model, outputs, source, threshold, fps, timings, stopped, model_label)
         finally:
             if restore_sigint:  # only now: a first signal while the outputs close must not kill them
@@ -97,7 +125,8 @@ def run_detection(model, source: Source, out_dir: str | Path | None = None, thre
         raise DataError(f"{source.name}: the stream stopped after {frames.count} frames "
                         f"({type(frames.error).__name__}: {frames.error}); outputs up to there are in {out_dir}")
     return DetectResult(out_dir, len(outputs.scores), outputs.alarms, threshold, outputs.files(), timings,
-                        stopped, np.asarray(outputs.raw), np.asarray(outputs.scores))
+                        stopped, np.asarray(outputs.raw), np.asarray(outputs.scores),
+                        list(outputs.events.events) if outputs.events is not None else [], source.dropped())
 
 
 def _stop_reason(frames: GuardedFrames, source: Source, finished: bool) -> str | None:
@@ -125,17 +154,13 @@ def _write_report_safely(model, outputs: DetectionOutputs, source: Source, thres
         info = {"input": source.name, "model": model_label, "frames": len(outputs.scores), "fps": fps,
                 "threshold": threshold, "alarms": outputs.alarms, "timings": timings, "stopped": stopped,
                 "detector": model.config["detector"].get("name")}
+        if outputs.video is not None and outputs.video.path is not None:
+            info["video"] = outputs.video.path.name  # beside the report: events link into it
         write_report(outputs.out_dir / "report.html", info, np.asarray(outputs.raw),
-                                 np.asarray(outputs.scores), threshold, moments, maps)
+                     np.asarray(outputs.scores), threshold, moments, maps, events=outputs.events)
     except Exception as exc:
         log.error("%s: report not written (%s: %s)", outputs.out_dir / "report.html", type(exc).__name__, exc)
         outputs.failures.append(f"{outputs.out_dir / 'report.html'}: not written ({type(exc).__name__}: {exc})")
-
-
-def _progress_bar(enabled: bool, total: int | None):
-    from tqdm import tqdm
-
-    return tqdm(total=total, unit="frame", desc="detect", disable=not enabled, file=sys.stderr)
 
 
 STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))

@@ -31,6 +31,7 @@ class ScoredFrame:
     raw: float  # max object score, 0 without objects
     score: float = 0.0  # median-filtered raw scores
     worst_cube: np.ndarray | None = None  # (2T+1, C, S, S) uint8 cube of the highest-scoring object
+    time: float | None = None  # seconds since the first frame (the source's clock), set by the caller
 
 
 @dataclass

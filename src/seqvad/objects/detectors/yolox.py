@@ -49,23 +49,35 @@ def bundled_model_path() -> Path:
     return Path(__file__).resolve().parents[2] / "assets" / "yolox_nano.onnx"
 
 
-@functools.lru_cache(maxsize=8)
-def _model_bytes(path: str, mtime_ns: int, width: int, height: int, symbolic_batch: bool) -> bytes:
-    """The ONNX model re-shaped for a ``width x height`` input (cached: parsing costs ~50 ms).
+def accepts_input(shape: Sequence, width: int, height: int, batch: int) -> bool:
+    """Whether a graph input of ``shape`` (onnxruntime's: ints, or names / None for symbolic dims)
+    takes ``batch`` x 3 x ``height`` x ``width`` as it is."""
+    if len(shape) != 4:
+        return False
+    n, _, h, w = shape
+    fits = lambda dim, value: not isinstance(dim, int) or dim == value  # noqa: E731
+    return fits(h, height) and fits(w, width) and (fits(n, 1) if batch == 1 else not isinstance(n, int))
 
-    onnxruntime refuses inputs whose shape differs from the graph's declared dims, so the
-    dims are edited with the ``onnx`` package: stale ``value_info`` shapes are removed, the
-    input gets the new H and W, outputs become symbolic.  For batching, the three
-    ``Reshape`` targets ``[1, 85, -1]`` baked into the export become ``[0, 85, -1]``
-    (0 = copy the batch dim).
+
+@functools.lru_cache(maxsize=8)
+def reshaped_model(path: str, mtime_ns: int, width: int, height: int, symbolic_batch: bool) -> bytes:
+    """A *fixed-size* ONNX model re-shaped for a ``width x height`` input (cached: ~50 ms).
+
+    Only for a model file of one's own (``detector.yolox.model``) whose input size is fixed:
+    the bundled graph takes any size as it is (``tools/make_dynamic_yolox.py``), so the
+    ``onnx`` package is an optional extra (``pip install 'seqvad[onnx]'``).  onnxruntime refuses
+    inputs whose shape differs from the graph's declared dims, so the dims are edited: stale
+    ``value_info`` shapes are removed, the input gets the new H and W, outputs become symbolic.
+    For batching, the three ``Reshape`` targets ``[1, 85, -1]`` baked into the export become
+    ``[0, 85, -1]`` (0 = copy the batch dim).
     """
     data = Path(path).read_bytes()
     try:
         import onnx
         from onnx import numpy_helper
-    except ImportError:  # pragma: no cover - onnx ships with the dev requirements
-        raise ConfigError("detector.yolox.input_size: changing the YOLOX input size needs the "
-                          "'onnx' package (pip install onnx)") from None
+    except ImportError:
+        raise ConfigError(f"{path}: this YOLOX model has a fixed input size; running it at {width}x{height} "
+                          "needs the 'onnx' package (pip install 'seqvad[onnx]')") from None
     try:
         model = onnx.load_from_string(data)
         inputs = model.graph.input[0].type.tensor_type.shape.dim
@@ -73,8 +85,6 @@ def _model_bytes(path: str, mtime_ns: int, width: int, height: int, symbolic_bat
             raise ValueError("expected one NCHW input and one output")
     except Exception as exc:  # protobuf raises its own DecodeError
         raise DataError(f"{path}: not a valid YOLOX ONNX model ({type(exc).__name__}: {exc})") from None
-    if (inputs[2].dim_value, inputs[3].dim_value, inputs[0].dim_value) == (height, width, 1) and not symbolic_batch:
-        return data
     del model.graph.value_info[:]
     inputs[2].dim_value, inputs[3].dim_value = height, width
     if symbolic_batch:
@@ -160,8 +170,6 @@ class YoloxDetector(Detector):
         self.reset()
         if not self.model_path.is_file():
             raise DataError(f"{self.model_path}: YOLOX model file does not exist")
-        model = _model_bytes(str(self.model_path), self.model_path.stat().st_mtime_ns,
-                             self.width, self.height, self.batch > 1)
         options = ort.SessionOptions()
         options.intra_op_num_threads = int(threads) if threads else default_threads()
         options.inter_op_num_threads = 1
@@ -169,12 +177,20 @@ class YoloxDetector(Detector):
         # idle threads sleep instead of spinning: on a shared or busy CPU spinning threads
         # steal the cores the working ones need (measured 2x slower with 2 threads under load)
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        try:
-            self.session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
-        except Exception as exc:
-            raise DataError(f"{self.model_path}: onnxruntime cannot load this model ({exc})") from None
+        self.session = self._session(self.model_path.read_bytes(), options)
+        if not accepts_input(self.session.get_inputs()[0].shape, self.width, self.height, self.batch):
+            self.session = self._session(reshaped_model(str(self.model_path), self.model_path.stat().st_mtime_ns,
+                                                        self.width, self.height, self.batch > 1), options)
         self.input_name = self.session.get_inputs()[0].name
         self.grid, self.anchor_stride = self._grid()
+
+    def _session(self, model: bytes, options):
+        import onnxruntime as ort
+
+        try:
+            return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+        except Exception as exc:
+            raise DataError(f"{self.model_path}: onnxruntime cannot load this model ({exc})") from None
 
     def _grid(self) -> tuple[np.ndarray, np.ndarray]:
         grids, strides = [], []
