@@ -21,6 +21,7 @@ from seqvad.errors import ConfigError
 
 TERMS = ("pre", "rec", "order", "knn")
 ERROR_KINDS = ("mse", "psnr")
+ENGINES = ("torch", "folded", "onnx")  # scoring.engine (seqvad.scoring.compact)
 
 
 def to_unit_range(batch):
