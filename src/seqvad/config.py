@@ -100,6 +100,9 @@ DEFAULTS: dict[str, Any] = {
                 "events": {"close_ratio": 0.8, "min_gap": 1.0, "min_duration": 0.5}},
 }
 
+# scoring.engine: the full model, the folded torch module, onnxruntime (seqvad.scoring.compact)
+ENGINES = ("torch", "folded", "onnx")
+
 # Keys that change how training runs but not what it computes: a resume may change them.
 RESUMABLE_KEYS = frozenset({
     "train.checkpoint_minutes", "train.checkpoint_every_steps", "train.device",

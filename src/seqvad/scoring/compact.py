@@ -26,7 +26,7 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 from seqvad.errors import ConfigError
 from seqvad.scoring.errors import ENGINES
 ONNX_INPUT, ONNX_OUTPUT = "cubes", "error"
-ONNX_OPSET = 17
+ONNX_OPSET = 18
 
 
 def fold_batchnorm(layers: nn.Sequential) -> nn.Sequential:

@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from seqvad.config import ENGINES  # noqa: F401  (scoring.engine, checked with the other scoring settings)
 from seqvad.errors import ConfigError
 
 TERMS = ("pre", "rec", "order", "knn")
 ERROR_KINDS = ("mse", "psnr")
-ENGINES = ("torch", "folded", "onnx")  # scoring.engine (seqvad.scoring.compact)
 
 
 def to_unit_range(batch):

@@ -36,7 +36,7 @@ Python use::
 
     model = Detector.load("RUN/model.pt")
     source = open_source("new_video.mp4")
-    for result in stream_scores(model, source.frames, warmup_video=source.video):
+    for result in stream_scores(model, source.frames):
         print(result.index, result.raw, result.score)
 """
 
@@ -45,10 +45,10 @@ from seqvad.stream.annotate import Annotator, score_colour
 from seqvad.stream.outputs import CsvLog, DetectionOutputs, VideoOut
 from seqvad.stream.report import Moment, MomentKeeper, difference_maps, write_report
 from seqvad.stream.run import DetectResult, default_out_dir, run_detection
-from seqvad.stream.scorer import ScoredFrame, StageTimes, StreamScorer, detection_group, prime_detector, stream_scores
+from seqvad.stream.scorer import ScoredFrame, StageTimes, StreamScorer, detection_group, stream_scores
 from seqvad.stream.sources import DEFAULT_FPS, GuardedFrames, Source, open_source
 
 __all__ = ["Annotator", "CsvLog", "DEFAULT_FPS", "DetectResult", "DetectionOutputs", "GuardedFrames", "Moment",
            "MomentKeeper", "ScoredFrame", "Source", "StageTimes", "StreamScorer", "VideoOut", "default_out_dir",
-           "detection_group", "difference_maps", "open_source", "prime_detector", "run_detection", "score_colour",
+           "detection_group", "difference_maps", "open_source", "run_detection", "score_colour",
            "stream_scores", "write_report"]

@@ -70,8 +70,7 @@ def run_detection(model, source: Source, out_dir: str | Path | None = None, thre
     try:
         if box_detector is None:
             box_detector = build_detector(model.config["detector"], video_name=source.name)
-        warmup_video = source.video if getattr(box_detector, "warms_up", False) else None
-        scorer = StreamScorer(model, box_detector, warmup_video, video_name=source.name)
+        scorer = StreamScorer(model, box_detector, video_name=source.name)
         warmup_seconds = time.perf_counter() - started
         outputs = DetectionOutputs(out_dir, threshold, fps, top_k, write_video, scoring=model.scorer.config,
                                    started_at=source.started_at, meta={"input": source.name, "model": model_label},

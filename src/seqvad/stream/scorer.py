@@ -59,32 +59,32 @@ def detection_group(box_detector, frames: int = 8) -> int:
     return multiple * max(1, -(-frames // multiple))
 
 
-def prime_detector(box_detector, video) -> None:
-    """Reset, then warm up (the motion model) as ``detect_video`` does (files and folders only)."""
-    box_detector.reset()
-    seed_opencv_rng()  # as Detector.object_cubes does: KNN background subtraction is random
-    if video is not None and getattr(box_detector, "warms_up", False):
-        box_detector.warm_up(video)
-
-
 class StreamScorer:
     """Frames in (``push``), scored frames out, each as soon as its smoothed score is known.
 
     ``model`` is a trained :class:`seqvad.api.Detector`; ``box_detector`` defaults to the one its
-    config names.  Memory holds at most ``group + T + median_window // 2`` frames.
+    config names.  Memory holds at most ``max(group, warm-up) + T + median_window // 2`` frames.
+
+    The box detector learns from the first ``warmup_frames`` frames (the motion background) before
+    detecting them, as ``detect_video`` does in batch scoring: those frames wait until the last of
+    them has arrived, and no frame is read twice.
     """
 
-    def __init__(self, model, box_detector=None, warmup_video=None, video_name: str | None = None):
+    def __init__(self, model, box_detector=None, video_name: str | None = None):
         model.ready()  # trained, and its scoring modules imported now (scipy, sklearn: ~1 s), not mid-stream
         geometry = cube_geometry(model.config)
         self.model = model
         self.window, self.size, self.channels = geometry["window"], geometry["size"], geometry["channels"]
         self.frames = model.scorer.streaming_frames()  # max per frame and the median filter
         self.boxes = box_detector or build_detector(model.config["detector"], video_name=video_name)
-        prime_detector(self.boxes, warmup_video)
+        self.boxes.reset()
+        seed_opencv_rng()  # as Detector.object_cubes does: KNN background subtraction is random
+        self._warmup = max(0, int(self.boxes.warmup_frames))
+        self._primed = self._warmup == 0
         self.group = detection_group(self.boxes)
         self.times = StageTimes()
         self._arrived = 0  # frames pushed
+        self._detected = 0  # frames handed to the box detector
         self._to_detect: list[np.ndarray] = []
         self._converted: dict[int, np.ndarray] = {}  # ring buffer: the last 2T+1 frames for cropping
         self._waiting_cubes: deque[ScoredFrame] = deque()  # boxes known, frame t+T not yet arrived
@@ -95,17 +95,33 @@ class StreamScorer:
         """Add the next frame; returns the frames whose smoothed score became known."""
         self._to_detect.append(np.asarray(frame))
         self._arrived += 1
-        if len(self._to_detect) < self.group:
-            return []
-        return self._process_group(final_length=None)
+        if not self._primed:
+            if self._arrived < self._warmup:
+                return []
+            self._prime()
+        out: list[ScoredFrame] = []
+        while len(self._to_detect) >= self.group:
+            out += self._process_group(final_length=None)
+        return out
 
     def finish(self) -> list[ScoredFrame]:
         """End of stream: score the frames still waiting, borders clamped as in batch scoring."""
-        return self._process_group(final_length=self._arrived)
+        if not self._primed:  # a stream shorter than the warm-up learns from all of it, as batch does
+            self._prime()
+        out: list[ScoredFrame] = []
+        while len(self._to_detect) > self.group:  # warm-up frames still waiting: aligned groups first
+            out += self._process_group(final_length=None)
+        return out + self._process_group(final_length=self._arrived)
+
+    def _prime(self) -> None:
+        started = time.perf_counter()
+        self.boxes.prime(self._to_detect[:self._warmup])
+        self._primed = True
+        self.times.detect += time.perf_counter() - started
 
     # -- stages -----------------------------------------------------------------------------
     def _process_group(self, final_length: int | None) -> list[ScoredFrame]:
-        ready = self._detect_group()
+        ready = self._detect_group(final_length)
         ready += self._drain_cubes(final_length) if final_length is not None else []
         self._score(ready)
         out: list[ScoredFrame] = []
@@ -126,15 +142,17 @@ class StreamScorer:
             out.append(item)
         return out
 
-    def _detect_group(self) -> list[tuple[ScoredFrame, np.ndarray]]:
+    def _detect_group(self, final_length: int | None) -> list[tuple[ScoredFrame, np.ndarray]]:
         """Boxes of the frames collected so far; returns the frames whose cubes could be cut."""
-        frames, self._to_detect = self._to_detect, []
+        # a group at a time (aligned YOLOX batches); at the end, what is left
+        count = len(self._to_detect) if final_length is not None else self.group
+        frames, self._to_detect = self._to_detect[:count], self._to_detect[count:]
         if not frames:
             return []
         started = time.perf_counter()
         boxes = self.boxes.detect(frames)
         self.times.detect += time.perf_counter() - started
-        first = self._arrived - len(frames)
+        first, self._detected = self._detected, self._detected + len(frames)
         ready = []
         for offset, (frame, frame_boxes) in enumerate(zip(frames, boxes)):
             index = first + offset
@@ -196,10 +214,10 @@ class StreamScorer:
                 item.worst_cube = frame_cubes[int(np.argmax(group))].copy()
 
 
-def stream_scores(model, frames: Iterable[np.ndarray], box_detector=None, warmup_video=None,
+def stream_scores(model, frames: Iterable[np.ndarray], box_detector=None,
                   video_name: str | None = None) -> Iterator[ScoredFrame]:
     """Score ``frames`` in order; yields each :class:`ScoredFrame` once its smoothed score is known."""
-    scorer = StreamScorer(model, box_detector, warmup_video, video_name)
+    scorer = StreamScorer(model, box_detector, video_name)
     for frame in frames:
         yield from scorer.push(frame)
     yield from scorer.finish()

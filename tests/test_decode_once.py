@@ -1,0 +1,94 @@
+"""A video is decoded once per command: no counting pass, no warm-up seeking across the file."""
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import write_avi
+from seqvad.data import videos as videos_module
+from seqvad.data.videos import Video
+from seqvad.objects.detectors.motion import MotionDetector
+from seqvad.stream import sources as sources_module
+
+FRAMES = 30
+
+
+def moving_block(n=FRAMES, h=48, w=64):
+    frames = np.full((n, h, w, 3), 120, np.uint8)
+    for t in range(n):
+        frames[t, 10:22, t % (w - 12):t % (w - 12) + 12] = 20
+    return frames
+
+
+class Decodes:
+    """Counts the frames every cv2.VideoCapture decodes (read and grab that succeed)."""
+
+    def __init__(self):
+        self.count = 0
+        counter, real = self, cv2.VideoCapture
+
+        class Counting:  # a wrapper: a Python subclass of cv2.VideoCapture crashes in garbage collection
+            def __init__(self, *args):
+                self._capture = real(*args)
+
+            def read(self, *args):
+                ok, frame = self._capture.read(*args)
+                counter.count += bool(ok)
+                return ok, frame
+
+            def grab(self):
+                ok = self._capture.grab()
+                counter.count += bool(ok)
+                return ok
+
+            def __getattr__(self, name):
+                return getattr(self._capture, name)
+
+        self.capture = Counting
+
+
+@pytest.fixture
+def decodes(monkeypatch):
+    counter = Decodes()
+    monkeypatch.setattr(videos_module.cv2, "VideoCapture", counter.capture)
+    return counter
+
+
+@pytest.fixture
+def avi(tmp_path):
+    return write_avi(tmp_path / "clip.avi", moving_block())
+
+
+def test_detect_video_reads_a_file_once_and_learns_its_length(avi, decodes):
+    video = Video.from_file(avi)
+    boxes = MotionDetector(warmup=10).detect_video(video)
+    assert len(boxes) == FRAMES and decodes.count == FRAMES  # no counting pass, no warm-up seeks
+    assert len(video) == FRAMES and decodes.count == FRAMES  # the true length, learnt at the end
+
+
+def test_motion_warm_up_learns_the_first_frames(avi):
+    frames = moving_block()
+    primed = MotionDetector(warmup=10)
+    primed.reset()
+    primed.prime(frames[:10])
+    expected = primed.detect(list(frames))
+    got = MotionDetector(warmup=10).detect_video(Video.from_array(frames))
+    assert len(got) == FRAMES and all(np.array_equal(a, b) for a, b in zip(got, expected))
+
+
+def test_streaming_a_file_decodes_each_frame_once(avi, decodes, monkeypatch, tmp_path):
+    from test_compact import tiny_model
+
+    from seqvad.api import Detector
+    from seqvad.stream import open_source, stream_scores
+
+    monkeypatch.setattr(sources_module.cv2, "VideoCapture", decodes.capture)
+    model = Detector({"detector": {"name": "motion", "motion": {"warmup": 10}},
+                      "model": {"width": 4, "latent": 8, "projection": 8}}, device="cpu")
+    model.model = tiny_model()
+    source = open_source(avi)
+    scored = list(stream_scores(model, source.frames))
+    assert [s.index for s in scored] == list(range(FRAMES))
+    assert decodes.count == FRAMES
+    np.testing.assert_allclose([s.raw for s in scored], model.score(Video.from_file(avi), smoothed=False),
+                               rtol=1e-5, atol=1e-9)  # and the scores are batch scoring's
