@@ -125,6 +125,16 @@ def test_streaming_equals_batch(trained, tmp_path, kind):
     np.testing.assert_allclose([float(r["score"]) for r in rows], model.score(video), rtol=1e-6, atol=1e-9)
 
 
+@pytest.mark.parametrize("kind", ["avi", "folder"])
+def test_pipelined_detect_equals_sequential_frame_for_frame(trained, tmp_path, kind):
+    runs = {mode: run_detection(trained["model"], open_source(trained[kind]), tmp_path / mode, write_video=False,
+                                top_k=1, pipelined=mode == "pipelined") for mode in ("pipelined", "sequential")}
+    np.testing.assert_array_equal(runs["pipelined"].raw, runs["sequential"].raw)
+    np.testing.assert_array_equal(runs["pipelined"].scores, runs["sequential"].scores)
+    assert read_csv(tmp_path / "pipelined" / "objects.csv") == read_csv(tmp_path / "sequential" / "objects.csv")
+    assert runs["pipelined"].frames == TEST_FRAMES
+
+
 @pytest.mark.parametrize("length", [1, 3, 9, 13, 26])
 def test_streaming_equals_batch_at_the_borders(trained, length):
     """Streams shorter than the cube window (9) and the median window (17) clamp like batch does."""

@@ -35,6 +35,8 @@ def add_detect(sub) -> None:
                    help="the network that scores objects: folded (torch, BatchNorm folded, prediction path only), "
                         "onnx (the same in onnxruntime; needs the onnx package) or torch (the whole model); "
                         "default: the model's scoring.engine (folded)")
+    p.add_argument("--sequential", action="store_true",
+                   help="score on one thread (default: detection and the network on two threads, same scores)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="override an event setting stored in the model, e.g. --set scoring.events.min_duration=2 "
@@ -86,7 +88,7 @@ def cmd_detect(args) -> int:
         result = run_detection(model, source, args.out, threshold=args.threshold, top_k=args.top_k,
                                write_video=not args.no_video, max_frames=args.max_frames,
                                progress=not args.quiet, model_label=str(args.model), stop_on_sigint=True,
-                               live=live)
+                               live=live, pipelined=not args.sequential)
     finally:
         if server is not None:
             server.stop()

@@ -93,36 +93,44 @@ class StreamScorer:
     # -- public -----------------------------------------------------------------------------
     def push(self, frame: np.ndarray) -> list[ScoredFrame]:
         """Add the next frame; returns the frames whose smoothed score became known."""
+        return [item for ready in self.cut(frame) for item in self.score(ready)]
+
+    def finish(self) -> list[ScoredFrame]:
+        """End of stream: score the frames still waiting, borders clamped as in batch scoring."""
+        *groups, last = self.cut_rest()
+        return [item for ready in groups for item in self.score(ready)] + self.score(last, self._arrived)
+
+    def close(self) -> None:
+        """Nothing to stop (the pipelined scorer stops its worker here)."""
+
+    # The two halves, which seqvad.stream.pipeline runs on two threads: ``cut`` (boxes and cubes)
+    # and ``score`` (the network and the smoothing) share no state but the frames handed over.
+    def cut(self, frame: np.ndarray) -> list[list]:
+        """Add the next frame; returns a list per detection group of (frame, its cubes) ready to score."""
         self._to_detect.append(np.asarray(frame))
         self._arrived += 1
         if not self._primed:
             if self._arrived < self._warmup:
                 return []
             self._prime()
-        out: list[ScoredFrame] = []
+        out = []
         while len(self._to_detect) >= self.group:
-            out += self._process_group(final_length=None)
+            out.append(self._detect_group(final_length=None))
         return out
 
-    def finish(self) -> list[ScoredFrame]:
-        """End of stream: score the frames still waiting, borders clamped as in batch scoring."""
+    def cut_rest(self) -> list[list]:
+        """End of stream: the remaining groups; the last one also holds every frame still waiting
+        for its window, clamped at the end (pass it to ``score`` with ``final_length``)."""
         if not self._primed:  # a stream shorter than the warm-up learns from all of it, as batch does
             self._prime()
-        out: list[ScoredFrame] = []
+        out = []
         while len(self._to_detect) > self.group:  # warm-up frames still waiting: aligned groups first
-            out += self._process_group(final_length=None)
-        return out + self._process_group(final_length=self._arrived)
+            out.append(self._detect_group(final_length=None))
+        return out + [self._detect_group(self._arrived) + self._drain_cubes(self._arrived)]
 
-    def _prime(self) -> None:
-        started = time.perf_counter()
-        self.boxes.prime(self._to_detect[:self._warmup])
-        self._primed = True
-        self.times.detect += time.perf_counter() - started
-
-    # -- stages -----------------------------------------------------------------------------
-    def _process_group(self, final_length: int | None) -> list[ScoredFrame]:
-        ready = self._detect_group(final_length)
-        ready += self._drain_cubes(final_length) if final_length is not None else []
+    def score(self, ready: list, final_length: int | None = None) -> list[ScoredFrame]:
+        """Object and raw frame scores of ``ready``; returns the frames whose smoothed score became
+        known (all of them when ``final_length``, the stream's length, ends the stream)."""
         self._score(ready)
         out: list[ScoredFrame] = []
         started = time.perf_counter()
@@ -134,6 +142,13 @@ class StreamScorer:
         self.times.smooth += time.perf_counter() - started
         return out
 
+    def _prime(self) -> None:
+        started = time.perf_counter()
+        self.boxes.prime(self._to_detect[:self._warmup])
+        self._primed = True
+        self.times.detect += time.perf_counter() - started
+
+    # -- stages -----------------------------------------------------------------------------
     def _smoothed(self, known: list[tuple[int, float]]) -> list[ScoredFrame]:
         out = []
         for index, score in known:
