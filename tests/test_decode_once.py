@@ -60,10 +60,27 @@ def avi(tmp_path):
 
 
 def test_detect_video_reads_a_file_once_and_learns_its_length(avi, decodes):
-    video = Video.from_file(avi)
+    video = Video.from_file(avi)  # decodes frame 0 to check the file, then closes it
     boxes = MotionDetector(warmup=10).detect_video(video)
-    assert len(boxes) == FRAMES and decodes.count == FRAMES  # no counting pass, no warm-up seeks
-    assert len(video) == FRAMES and decodes.count == FRAMES  # the true length, learnt at the end
+    # one pass, no counting pass, no warm-up seeks (frame 0 is decoded again when reading starts)
+    assert len(boxes) == FRAMES and decodes.count == FRAMES + 1
+    assert len(video) == FRAMES and decodes.count == FRAMES + 1  # the true length, learnt at the end
+
+
+def test_prepare_reads_each_video_file_once(tmp_path, decodes):
+    from seqvad.objects.prepare import prepare_split
+
+    paths = [write_avi(tmp_path / f"v{i}.avi", moving_block()[i:]) for i in range(2)]
+    config = {"detector": {"name": "motion", "motion": {"warmup": 10}}}
+    videos = [Video.from_file(p) for p in paths]
+    opened = decodes.count
+    store = prepare_split(videos, config, tmp_path / "cubes", workers=1, progress=False)
+    assert store.frame_counts == [FRAMES, FRAMES - 1] and len(store) > 0
+    # detection reads each file once; cutting the cubes reads it a second time (no counting pass)
+    assert decodes.count - opened <= 2 * (2 * FRAMES - 1) + 4
+    again = decodes.count
+    reused = prepare_split([Video.from_file(p) for p in paths], config, tmp_path / "cubes", workers=1, progress=False)
+    assert len(reused) == len(store) and decodes.count - again == 2  # the check decodes frame 0 only
 
 
 def test_motion_warm_up_learns_the_first_frames(avi):

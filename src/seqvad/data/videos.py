@@ -56,6 +56,11 @@ class FrameReader:
     def fps(self) -> float | None:
         return None
 
+    def length_hint(self) -> int:
+        """The frame count without decoding where the source says it (a video container's
+        count, exact for an intact file), else ``len``."""
+        return len(self)
+
 
 def _as_hwc(image: np.ndarray) -> np.ndarray:
     return image[:, :, None] if image.ndim == 2 else image
@@ -123,13 +128,12 @@ class FileReader(FrameReader):
         self._fps = capture.get(cv2.CAP_PROP_FPS) or None
         self.claimed_frames = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         ok, first = capture.read()
+        capture.release()  # a dataset opens many readers: no decoder stays open until frames are asked
         if not ok or first is None:
-            capture.release()
             raise DataError(f"{path}: video file has no decodable frame (unreadable or truncated)")
         self._length: int | None = None
-        # the capture that checked the file goes on reading it: frame 0 is not decoded twice
-        self._capture: cv2.VideoCapture | None = capture
-        self._position = 1  # index of the next frame the capture will return
+        self._capture: cv2.VideoCapture | None = None
+        self._position = 0  # index of the next frame the capture will return
         self._cache: dict[int, np.ndarray] = {0: _as_hwc(first)}
 
     def __len__(self) -> int:
@@ -141,6 +145,13 @@ class FileReader(FrameReader):
             capture.release()
             self._length = count
         return self._length
+
+    def length_hint(self) -> int:
+        return self._length if self._length is not None else (self.claimed_frames or len(self))
+
+    @property
+    def length_known(self) -> bool:
+        return self._length is not None
 
     def iter_frames(self) -> Iterator[np.ndarray]:
         index = 0
