@@ -135,6 +135,16 @@ def test_pipelined_detect_equals_sequential_frame_for_frame(trained, tmp_path, k
     assert runs["pipelined"].frames == TEST_FRAMES
 
 
+def test_detect_engine_option_scores_alike(trained, tmp_path):
+    pytest.importorskip("onnx")
+    for engine in ("onnx", "torch"):
+        assert main(["detect", str(trained["model_file"]), str(trained["avi"]), "--out", str(tmp_path / engine),
+                     "--engine", engine, "--no-video", "--quiet"]) == 0
+    scores = {e: [float(r["raw_score"]) for r in read_csv(tmp_path / e / "scores.csv")] for e in ("onnx", "torch")}
+    np.testing.assert_allclose(scores["onnx"], scores["torch"], rtol=1e-5, atol=1e-7)
+    assert trained["model"].scorer.engine == "folded"  # the option changed that run only
+
+
 @pytest.mark.parametrize("length", [1, 3, 9, 13, 26])
 def test_streaming_equals_batch_at_the_borders(trained, length):
     """Streams shorter than the cube window (9) and the median window (17) clamp like batch does."""

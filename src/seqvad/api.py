@@ -163,13 +163,14 @@ class Detector:
             raise DataError("this Detector is not trained: call fit() or Detector.load() first")
 
     def ready(self) -> None:
-        """Trained, and the scoring modules imported now (scipy, sklearn: ~1 s) rather than at the
-        first scored frame of a stream."""
+        """Trained, and the scoring modules imported and the scorer network built now (scipy,
+        sklearn: ~1 s; folding or ONNX export) rather than at the first scored frame of a stream."""
         import sklearn.neighbors  # noqa: F401  (context and knn)
 
         from seqvad import scoring  # noqa: F401
 
         self.require_model()
+        self.scorer.prepare(self.model)
 
     def predict_middle(self, cubes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The middle frame X of each ``uint8`` cube ``(N, 2T+1, C, S, S)`` and the model's

@@ -182,6 +182,11 @@ class Scorer:
             return {"pre": self.fast_engine(model).errors(cubes)}
         return _errors.object_terms(model, cubes, self.term_names, kind=self.error, device=self.device)
 
+    def prepare(self, model) -> None:
+        """Build the network ``raw_terms`` will use now (folding, ONNX export), not at the first object."""
+        if self.term_names == ("pre",) and self.engine != "torch":
+            self.fast_engine(model)
+
     def fast_engine(self, model):
         """The compact network of ``model`` for ``scoring.engine``: built once per model object
         (its weights are fixed once trained), so a stream pays for folding or export once."""
