@@ -76,8 +76,8 @@ def test_prepare_reads_each_video_file_once(tmp_path, decodes):
     opened = decodes.count
     store = prepare_split(videos, config, tmp_path / "cubes", workers=1, progress=False)
     assert store.frame_counts == [FRAMES, FRAMES - 1] and len(store) > 0
-    # detection reads each file once; cutting the cubes reads it a second time (no counting pass)
-    assert decodes.count - opened <= 2 * (2 * FRAMES - 1) + 4
+    # boxes and cubes from one read of each file (frame 0 again when reading starts), no counting pass
+    assert decodes.count - opened == FRAMES + (FRAMES - 1)
     again = decodes.count
     reused = prepare_split([Video.from_file(p) for p in paths], config, tmp_path / "cubes", workers=1, progress=False)
     assert len(reused) == len(store) and decodes.count - again == 2  # the check decodes frame 0 only
@@ -109,3 +109,21 @@ def test_streaming_a_file_decodes_each_frame_once(avi, decodes, monkeypatch, tmp
     assert decodes.count == FRAMES
     np.testing.assert_allclose([s.raw for s in scored], model.score(Video.from_file(avi), smoothed=False),
                                rtol=1e-5, atol=1e-9)  # and the scores are batch scoring's
+
+
+@pytest.mark.parametrize("length", [1, 3, 9, 20])
+def test_cutting_while_reading_equals_cutting_the_whole_video(length):
+    from seqvad.objects.cubes import extract_cubes
+    from seqvad.objects.cutter import cut_stream
+
+    rng = np.random.default_rng(length)
+    frames = rng.integers(0, 256, (length, 40, 56, 3), dtype=np.uint8)
+    boxes = [np.array([[x, 5, x + 20, 30, 0.9, 0]], np.float32) if rng.random() < 0.6 else np.zeros((0, 6), np.float32)
+             for x in rng.integers(0, 30, length)]
+    boxes[0] = boxes[-1] = np.array([[0, 0, 12, 9, 0.5, 2], [30, 20, 56, 40, 0.4, 1]], np.float32)  # the borders
+    expected, expected_index = extract_cubes(Video.from_array(frames), boxes)
+    cubes, index = cut_stream(zip(frames, boxes))
+    np.testing.assert_array_equal(cubes, expected)
+    for name in expected_index:
+        assert index[name].dtype == expected_index[name].dtype
+        np.testing.assert_array_equal(index[name], expected_index[name])

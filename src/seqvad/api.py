@@ -108,13 +108,11 @@ class Detector:
     # -- scoring --------------------------------------------------------------------------------
     def object_cubes(self, video):
         """Boxes and 9-frame cubes of one video, with this detector's config."""
-        from seqvad.objects.cubes import extract_cubes
         from seqvad.objects.detectors import build_detector, seed_opencv_rng
 
         detector = build_detector(self.config["detector"], video_name=video.name)
         seed_opencv_rng()
-        boxes = detector.detect_video(video)
-        return extract_cubes(video, boxes, **cube_geometry(self.config))
+        return detector.cut_video(video, **cube_geometry(self.config))  # one read of the video
 
     def score(self, video, smoothed: bool = True) -> np.ndarray | list[np.ndarray]:
         """One anomaly score per frame of ``video`` (higher = more anomalous); a list of videos

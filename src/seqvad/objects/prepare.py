@@ -32,7 +32,7 @@ from seqvad.config import DEFAULTS, config_hash, cube_geometry
 from seqvad.progress import Progress
 from seqvad.data.videos import Video
 from seqvad.errors import ConfigError, DataError
-from seqvad.objects.cubes import STORE_FORMAT, CubeStore, extract_cubes
+from seqvad.objects.cubes import STORE_FORMAT, CubeStore
 from seqvad.objects.detectors import Detector, default_threads, detector_class, file_sha256, load_box_file  # noqa: F401
 
 log = logging.getLogger(__name__)
@@ -114,13 +114,13 @@ def _process_video(job: _Job) -> dict[str, Any]:
 
         cv2.setNumThreads(1)  # one worker per core already; OpenCV's own pool would oversubscribe
     start, start_cpu = time.perf_counter(), time.process_time()
-    boxes = _detector_for(job).detect_video(job.video)
+    # boxes and cubes in one read of the video (the detect time below includes the cutting)
+    cubes, index = _detector_for(job).cut_video(job.video, **cube_geometry({"cubes": job.cubes_cfg}))
     detected, detected_cpu = time.perf_counter(), time.process_time()
-    cubes, index = extract_cubes(job.video, boxes, **cube_geometry({"cubes": job.cubes_cfg}))
     index["video"][:] = job.number
     with replacing(job.part) as tmp, open(tmp, "wb") as handle:
         np.save(handle, cubes)
-    return {"number": job.number, "index": index, "frames": len(boxes), "objects": len(cubes),
+    return {"number": job.number, "index": index, "frames": len(job.video), "objects": len(cubes),
             "detect_seconds": detected - start, "extract_seconds": time.perf_counter() - detected,
             # CPU time does not grow when other programs share the cores: the speed on an idle machine
             "detect_cpu_seconds": detected_cpu - start_cpu, "extract_cpu_seconds": time.process_time() - detected_cpu}

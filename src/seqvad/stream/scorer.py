@@ -16,7 +16,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from seqvad.config import cube_geometry
-from seqvad.objects.cubes import convert_channels, extract_cubes, window_indices
+from seqvad.objects.cutter import CubeCutter
 from seqvad.objects.detectors import build_detector, seed_opencv_rng
 
 
@@ -86,7 +86,7 @@ class StreamScorer:
         self._arrived = 0  # frames pushed
         self._detected = 0  # frames handed to the box detector
         self._to_detect: list[np.ndarray] = []
-        self._converted: dict[int, np.ndarray] = {}  # ring buffer: the last 2T+1 frames for cropping
+        self.cutter = CubeCutter(self.window, self.size, self.channels)  # the last 2T+1 frames
         self._waiting_cubes: deque[ScoredFrame] = deque()  # boxes known, frame t+T not yet arrived
         self._waiting_smooth: dict[int, ScoredFrame] = {}  # raw score known, smoothed not yet
 
@@ -177,38 +177,20 @@ class StreamScorer:
 
     def _add_frame(self, item: ScoredFrame) -> list[tuple[ScoredFrame, np.ndarray]]:
         started = time.perf_counter()
-        self._converted[item.index] = convert_channels(item.frame, self.channels)
-        self._converted.pop(item.index - 2 * self.window - 1, None)  # out of every future window
         self._waiting_cubes.append(item)
-        ready = []
-        # frame t's window t-T..t+T is complete once frame t+T has arrived
-        while self._waiting_cubes and self._waiting_cubes[0].index + self.window <= item.index:
-            ready.append(self._cut(self._waiting_cubes.popleft(), last=item.index))
+        ready = self._matched(self.cutter.add(item.frame, item.boxes))
         self.times.crop += time.perf_counter() - started
         return ready
 
     def _drain_cubes(self, final_length: int) -> list[tuple[ScoredFrame, np.ndarray]]:
         started = time.perf_counter()
-        ready = [self._cut(item, last=final_length - 1) for item in self._waiting_cubes]
-        self._waiting_cubes.clear()
+        ready = self._matched(self.cutter.finish())
         self.times.crop += time.perf_counter() - started
         return ready
 
-    def _cut(self, item: ScoredFrame, last: int) -> tuple[ScoredFrame, np.ndarray]:
-        """The cubes of one frame, via ``extract_cubes`` on its 2T+1-frame window.
-
-        The window's indices are clamped to ``[0, last]`` here, so ``extract_cubes`` sees a
-        short video whose middle frame holds the boxes: the same crops as in batch scoring.
-        """
-        T = self.window
-        if len(item.boxes) == 0:
-            return item, np.zeros((0, 2 * T + 1, self.channels, self.size, self.size), np.uint8)
-        # window_indices clamps to [0, last] like batch extraction does at the video's borders
-        frames = [self._converted[i] for i in window_indices(item.index, T, last + 1).tolist()]
-        empty = np.zeros((0, 6), np.float32)
-        boxes = [empty] * T + [item.boxes] + [empty] * T
-        cubes, _ = extract_cubes(frames, boxes, window=T, size=self.size, channels=self.channels)
-        return item, cubes
+    def _matched(self, cut: list[tuple[int, np.ndarray, np.ndarray]]) -> list[tuple[ScoredFrame, np.ndarray]]:
+        """The waiting frames (in order) with the cubes the cutter gives back for them."""
+        return [(self._waiting_cubes.popleft(), cubes) for _, _, cubes in cut]
 
     def _score(self, ready: list[tuple[ScoredFrame, np.ndarray]]) -> None:
         """Object scores of all ready frames in one model batch; raw frame score = their max."""

@@ -14,7 +14,7 @@ import hashlib
 import itertools
 import os
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -64,20 +64,30 @@ class Detector:
     def detect_video(self, video) -> list[np.ndarray]:
         """Boxes of every frame of ``video``, in order, in one sequential read of it (no length asked
         first: a video file learns its true frame count at its end)."""
+        return [boxes for _, boxes in self.iter_detect(iter(video))]
+
+    def iter_detect(self, frames: Iterable[np.ndarray]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """``(frame, boxes)`` of a video's frames in order: reset, the warm-up learnt from the first
+        ``warmup_frames`` frames, then ``detect`` on chunks of ``chunk`` frames counted from frame 0."""
         self.reset()
-        frames = iter(video)
+        frames = iter(frames)
         pending = list(itertools.islice(frames, self.warmup_frames))
         self.prime(pending)
-        out: list[np.ndarray] = []
         for frame in frames:
             pending.append(frame)
             if len(pending) >= self.chunk:
-                out += self.detect(pending[:self.chunk])
+                yield from zip(pending[:self.chunk], self.detect(pending[:self.chunk]))
                 pending = pending[self.chunk:]
         while pending:  # the warm-up frames of a short video, and the last partial chunk
-            out += self.detect(pending[:self.chunk])
+            yield from zip(pending[:self.chunk], self.detect(pending[:self.chunk]))
             pending = pending[self.chunk:]
-        return out
+
+    def cut_video(self, video, window: int = 4, size: int = 32, channels: int = 1):
+        """Cubes and index of every box of ``video`` (as ``extract_cubes(video, detect_video(video))``),
+        boxes and cubes from one sequential read of it."""
+        from seqvad.objects.cutter import cut_stream
+
+        return cut_stream(self.iter_detect(iter(video)), window=window, size=size, channels=channels)
 
 
 REGISTRY: dict[str, type[Detector]] = {}
