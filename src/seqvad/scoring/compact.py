@@ -138,4 +138,6 @@ def onnx_session(model_bytes_or_path, threads: int | None = None):
     options.intra_op_num_threads = max(1, int(threads or 1))
     options.inter_op_num_threads = 1
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # idle pool threads sleep: spinning ones would take the core the detector runs on
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(model_bytes_or_path, options, providers=["CPUExecutionProvider"])
