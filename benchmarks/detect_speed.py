@@ -23,8 +23,8 @@ stages overlap, so the wall time per frame is below their sum.  The load average
 after is written beside the numbers: speeds taken on a loaded machine are not the machine's.
 
 Precomputed boxes: ``$SEQVAD_PED2_TEST_BOXES`` or ``DATA/ped2/bboxes/ped2_bboxes_test.npz`` (the
-reference boxes converted by ``seqvad boxes convert``).  The model: the last phase checkpoint of ``--run`` when there is one, else an untrained model of the
-default width (speed does not depend on the weights).
+reference boxes converted by ``seqvad boxes convert``).  The model: ``--run``, a checkpoint (default: ``results/ped2/phase3_seed0.pt``) or a run folder's last
+phase checkpoint; else an untrained model of the default width (speed does not depend on the weights).
 """
 
 from __future__ import annotations
@@ -56,20 +56,21 @@ def load() -> float:
     return round(os.getloadavg()[0], 2)
 
 
-def speed_model(run_dir: Path) -> tuple[Detector, str]:
-    """A trained model from ``run_dir`` if it has a phase checkpoint, else an untrained one."""
+def speed_model(source: Path) -> tuple[Detector, str]:
+    """The Ped2 config with a trained network: ``source`` is a checkpoint file or a run folder (its
+    last phase checkpoint); neither: an untrained network of the default width (same speed)."""
     from seqvad.checkpoint import load_model
     from seqvad.model import build_model
 
     model = Detector("ped2", device="cpu")
-    checkpoints = sorted((run_dir / "checkpoints").glob("phase*.pt"))
+    checkpoints = [source] if source.is_file() else sorted((source / "checkpoints").glob("phase*.pt"))
     if checkpoints:
         model.model, _, _ = load_model(checkpoints[-1])
         label = str(checkpoints[-1])
     else:
         cubes = model.config["cubes"]
         model.model = build_model(model.config["model"], cubes["channels"], cubes["window"], cubes["size"])
-        label = f"untrained, default width (no phase checkpoint in {run_dir})"
+        label = f"untrained, default width (no checkpoint at {source})"
     model.model.eval()
     model.threshold = 0.01  # a nominal threshold: alarms change what is drawn, not the speed
     return model, label
@@ -167,7 +168,9 @@ def scorer_speed(model: Detector, objects_per_group: int, repeats: int, threads:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--run", default=str(REPO / "runs" / "ped2"), help="run folder with phase checkpoints")
+    parser.add_argument("--run", default=str(REPO / "results" / "ped2" / "phase3_seed0.pt"),
+                        help="a checkpoint, or a run folder (its last phase checkpoint); default: the Ped2 "
+                             "model of results/ped2/")
     parser.add_argument("--video", default="01", help="Ped2 test video (default 01)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", default=str(REPO / "results" / "detect_speed.json"))

@@ -32,11 +32,6 @@ class PipelinedScorer:
         self._thread = threading.Thread(target=self._work, name="seqvad-score", daemon=True)
         self._thread.start()
 
-    @property
-    def latency_frames(self) -> int:
-        """The most frames a frame's score may wait beyond the sequential scorer's bound."""
-        return (self.depth + 1) * self.group
-
     def push(self, frame) -> list[ScoredFrame]:
         for ready in self.scorer.cut(frame):
             self._hand_over((ready, None))
@@ -46,7 +41,7 @@ class PipelinedScorer:
         *groups, last = self.scorer.cut_rest()
         for ready in groups:
             self._hand_over((ready, None))
-        self._hand_over((last, self.scorer._arrived))
+        self._hand_over((last, self.scorer.arrived))
         self.close()
         out = self._collect()
         self._raise()

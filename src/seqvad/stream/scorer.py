@@ -100,6 +100,11 @@ class StreamScorer:
         *groups, last = self.cut_rest()
         return [item for ready in groups for item in self.score(ready)] + self.score(last, self._arrived)
 
+    @property
+    def arrived(self) -> int:
+        """Frames pushed so far."""
+        return self._arrived
+
     def close(self) -> None:
         """Nothing to stop (the pipelined scorer stops its worker here)."""
 
