@@ -83,14 +83,17 @@ def test_prepare_reads_each_video_file_once(tmp_path, decodes):
     assert len(reused) == len(store) and decodes.count - again == 2  # the check decodes frame 0 only
 
 
-def test_motion_warm_up_learns_the_first_frames(avi):
+@pytest.mark.parametrize("warmup", [4, 10])  # a span of 12 frames, and one longer than the video
+def test_motion_warm_up_learns_from_the_first_frames(warmup):
     frames = moving_block()
-    primed = MotionDetector(warmup=10)
+    primed = MotionDetector(warmup=warmup)
+    assert primed.warmup_frames == 3 * warmup  # motion.WARMUP_SPAN
     primed.reset()
-    primed.prime(frames[:10])
+    primed.prime(frames[:primed.warmup_frames])
     expected = primed.detect(list(frames))
-    got = MotionDetector(warmup=10).detect_video(Video.from_array(frames))
+    got = MotionDetector(warmup=warmup).detect_video(Video.from_array(frames))
     assert len(got) == FRAMES and all(np.array_equal(a, b) for a, b in zip(got, expected))
+    assert sum(len(b) for b in got) > FRAMES // 2  # the block is found
 
 
 def test_streaming_a_file_decodes_each_frame_once(avi, decodes, monkeypatch, tmp_path):

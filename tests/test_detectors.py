@@ -51,9 +51,7 @@ def test_motion_detector_finds_moving_objects(method):
     boxes = detector.detect_video(video)
     assert len(boxes) == len(frames)
     assert all(b.dtype == np.float32 and b.shape[1] == 6 for b in boxes)
-    # after the warm-up (the first 20 frames): objects that move through the warm-up frames are
-    # partly learnt as background there, so those frames find them less often (mog2 most)
-    warm = range(20, len(frames))
+    warm = range(5, len(frames))
     hits = [box_iou(truth[t], boxes[t]).max(axis=1) > 0.5 if len(boxes[t]) else np.zeros(2, bool) for t in warm]
     hit_rate = np.mean(hits, axis=0)
     assert (hit_rate >= 0.8).all(), f"IoU>0.5 rate per object {hit_rate}"

@@ -48,15 +48,16 @@ class Detector:
 
     @property
     def warmup_frames(self) -> int:
-        """How many of a video's first frames :meth:`prime` learns from before the first ``detect``
-        (the motion model's background); streaming holds them back until they have arrived."""
+        """How many of a video's first frames :meth:`prime` is given to learn from before the first
+        ``detect`` (the motion model's background); streaming holds them back until they have arrived."""
         return 0
 
     def reset(self) -> None:
         """Forget state kept between frames (called at the start of every video)."""
 
     def prime(self, frames: Sequence[np.ndarray]) -> None:
-        """Learn from the video's first frames (up to ``warmup_frames``) before detecting them."""
+        """Learn from the video's first frames (``warmup_frames`` of them, fewer in a shorter video)
+        before detecting them."""
 
     def detect(self, frames: Sequence[np.ndarray]) -> list[np.ndarray]:  # pragma: no cover
         raise NotImplementedError
