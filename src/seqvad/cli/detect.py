@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from seqvad.errors import DataError
 from seqvad.config import ENGINES
+from seqvad.errors import DataError
 
 EXIT_EVENTS = 1  # --fail-on-event: something happened (2 stays "error", as for every command)
 
