@@ -149,10 +149,6 @@ class FileReader(FrameReader):
     def length_hint(self) -> int:
         return self._length if self._length is not None else (self.claimed_frames or len(self))
 
-    @property
-    def length_known(self) -> bool:
-        return self._length is not None
-
     def iter_frames(self) -> Iterator[np.ndarray]:
         index = 0
         while self._length is None or index < self._length:

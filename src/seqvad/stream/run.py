@@ -18,8 +18,8 @@ from seqvad.errors import DataError
 from seqvad.objects.detectors import build_detector
 from seqvad.progress import Progress
 from seqvad.stream.outputs import DetectionOutputs
-from seqvad.stream.report import difference_maps, write_report
 from seqvad.stream.pipeline import PipelinedScorer
+from seqvad.stream.report import difference_maps, write_report
 from seqvad.stream.scorer import StreamScorer
 from seqvad.stream.sources import DEFAULT_FPS, GuardedFrames, LatestFrames, Source
 

@@ -44,7 +44,6 @@ class Source:
         return self.started_at is not None
 
 
-
 def open_source(spec: str | Path) -> Source:
     """A video file, a frame folder, a camera index (``0``) or a stream URL (``rtsp://...``)."""
     from seqvad.data.videos import Video
