@@ -121,3 +121,9 @@ def test_export_refuses_scores_it_cannot_compute(tmp_path, capsys):
     assert "prediction error only" in capsys.readouterr().err
     assert not (tmp_path / "scorer.onnx").exists()
 
+
+
+def test_export_of_a_missing_model_file_is_one_line_and_exit_2(tmp_path, capsys):
+    assert main(["export", str(tmp_path / "nope.pt"), str(tmp_path / "scorer.onnx")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("seqvad: error:") and err.count("\n") == 1 and "nope.pt" in err
