@@ -7,6 +7,7 @@ import pytest
 from conftest import write_avi
 from seqvad.data import videos as videos_module
 from seqvad.data.videos import Video
+from seqvad.errors import DataError
 from seqvad.objects.detectors.motion import MotionDetector
 from seqvad.stream import sources as sources_module
 
@@ -130,3 +131,11 @@ def test_cutting_while_reading_equals_cutting_the_whole_video(length):
     for name in expected_index:
         assert index[name].dtype == expected_index[name].dtype
         np.testing.assert_array_equal(index[name], expected_index[name])
+
+
+def test_labels_are_checked_against_the_container_count_without_decoding(avi, decodes):
+    video = Video.from_file(avi, labels=np.zeros(FRAMES))
+    assert decodes.count == 1  # frame 0, to check the file
+    with pytest.raises(DataError, match=f"{FRAMES + 1} labels for {FRAMES} frames"):
+        Video.from_file(avi, labels=np.zeros(FRAMES + 1))  # a disagreement is counted, then refused
+    assert len(video.labels) == FRAMES

@@ -245,7 +245,8 @@ class Video:
             self.fps = self.reader.fps
         if self.labels is not None:
             self.labels = np.asarray(self.labels).astype(np.uint8).ravel()
-            if len(self.labels) != len(self.reader):
+            # the container's count where it agrees (no decoding pass), else the true count
+            if len(self.labels) != self.reader.length_hint() and len(self.labels) != len(self.reader):
                 raise DataError(
                     f"{self.reader.path}: {len(self.labels)} labels for {len(self.reader)} frames"
                 )
