@@ -125,13 +125,33 @@ def test_streaming_equals_batch(trained, tmp_path, kind):
     np.testing.assert_allclose([float(r["score"]) for r in rows], model.score(video), rtol=1e-6, atol=1e-9)
 
 
+@pytest.mark.parametrize("kind", ["avi", "folder"])
+def test_pipelined_detect_equals_sequential_frame_for_frame(trained, tmp_path, kind):
+    runs = {mode: run_detection(trained["model"], open_source(trained[kind]), tmp_path / mode, write_video=False,
+                                top_k=1, pipelined=mode == "pipelined") for mode in ("pipelined", "sequential")}
+    np.testing.assert_array_equal(runs["pipelined"].raw, runs["sequential"].raw)
+    np.testing.assert_array_equal(runs["pipelined"].scores, runs["sequential"].scores)
+    assert read_csv(tmp_path / "pipelined" / "objects.csv") == read_csv(tmp_path / "sequential" / "objects.csv")
+    assert runs["pipelined"].frames == TEST_FRAMES
+
+
+def test_detect_engine_option_scores_alike(trained, tmp_path):
+    pytest.importorskip("onnx")
+    for engine in ("onnx", "torch"):
+        assert main(["detect", str(trained["model_file"]), str(trained["avi"]), "--out", str(tmp_path / engine),
+                     "--engine", engine, "--no-video", "--quiet"]) == 0
+    scores = {e: [float(r["raw_score"]) for r in read_csv(tmp_path / e / "scores.csv")] for e in ("onnx", "torch")}
+    np.testing.assert_allclose(scores["onnx"], scores["torch"], rtol=1e-5, atol=1e-7)
+    assert trained["model"].scorer.engine == "folded"  # the option changed that run only
+
+
 @pytest.mark.parametrize("length", [1, 3, 9, 13, 26])
 def test_streaming_equals_batch_at_the_borders(trained, length):
     """Streams shorter than the cube window (9) and the median window (17) clamp like batch does."""
     model = trained["model"]
     frames = trained["frames"][14:14 + length]  # starts just before the anomaly: objects at the ends
     video = Video.from_array(frames, name="short")
-    streamed = list(stream_scores(model, iter(frames), warmup_video=video))
+    streamed = list(stream_scores(model, iter(frames)))
     assert [s.index for s in streamed] == list(range(length))
     np.testing.assert_allclose([s.raw for s in streamed], model.score(video, smoothed=False), rtol=1e-5, atol=1e-9)
     np.testing.assert_allclose([s.score for s in streamed], model.score(video), rtol=1e-5, atol=1e-9)
@@ -146,7 +166,7 @@ def test_streaming_equals_batch_with_yolox_and_motion(trained):
     model.model, model.stats, model.threshold = trained["model"].model, None, 1.0
     frames = trained["frames"][10:30]
     video = Video.from_array(frames, name="clip")
-    streamed = list(stream_scores(model, iter(frames), warmup_video=video))
+    streamed = list(stream_scores(model, iter(frames)))
     np.testing.assert_allclose([s.raw for s in streamed], model.score(video, smoothed=False), rtol=1e-5, atol=1e-9)
     np.testing.assert_allclose([s.score for s in streamed], model.score(video), rtol=1e-5, atol=1e-9)
 
@@ -176,8 +196,7 @@ def frames_then_failure(frames, count):
 def test_stream_failing_midway_leaves_valid_outputs(trained, tmp_path):
     source = open_source(trained["folder"])
     source.frames = frames_then_failure(trained["frames"], 23)
-    video = Video.from_array(trained["frames"][:23], name="clip")
-    source.open_video = lambda: video  # the motion warm-up sees what batch scoring of 23 frames sees
+    video = Video.from_array(trained["frames"][:23], name="clip")  # the warm-up: its first frames, as batch
     with pytest.raises(DataError, match="stopped after 23 frames.*camera unplugged"):
         run_detection(trained["model"], source, tmp_path / "cut", top_k=2)
     rows = read_csv(tmp_path / "cut" / "scores.csv")
@@ -193,10 +212,10 @@ def test_stream_failing_midway_leaves_valid_outputs(trained, tmp_path):
 
 def test_error_inside_processing_still_closes_outputs(trained, tmp_path, monkeypatch):
     """An exception in the model: rows written so far stay whole, video and report exist."""
-    from seqvad.scoring import errors
+    from seqvad.scoring.compact import Engine
 
     calls = {"n": 0}
-    real = errors.object_terms
+    real = Engine.errors
 
     def failing(*args, **kwargs):
         calls["n"] += 1
@@ -204,7 +223,7 @@ def test_error_inside_processing_still_closes_outputs(trained, tmp_path, monkeyp
             raise RuntimeError("out of memory")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(errors, "object_terms", failing)
+    monkeypatch.setattr(Engine, "errors", failing)
     with pytest.raises(RuntimeError, match="out of memory"):
         run_detection(trained["model"], open_source(trained["avi"]), tmp_path / "err", top_k=1)
     rows = read_csv(tmp_path / "err" / "scores.csv")
@@ -365,7 +384,7 @@ def test_motion_context_survives_save_load_and_streams_like_batch(trained, tmp_p
     reloaded = Detector.load(model.save(tmp_path / "ctx.pt"))
     assert reloaded.context is not None
     np.testing.assert_allclose(reloaded.score(video, smoothed=False), with_context, rtol=1e-5, atol=1e-9)
-    streamed = list(stream_scores(reloaded, iter(trained["frames"]), warmup_video=video))
+    streamed = list(stream_scores(reloaded, iter(trained["frames"])))
     np.testing.assert_allclose([s.raw for s in streamed], with_context, rtol=1e-5, atol=1e-9)
     without = Detector({**config, "scoring": {**config["scoring"], "context": {"enabled": False}, "normalize": True}})
     without.model, without.stats = model.model, model.stats

@@ -137,11 +137,11 @@ class FixedBoxes(Detector):
         return {"offset": int((detector_cfg.get("test-fixed") or {}).get("offset", 0))}
 
     @property
-    def warms_up(self) -> bool:
-        return True
+    def warmup_frames(self) -> int:
+        return 3
 
-    def warm_up(self, video) -> None:
-        self.warmed = len(video)
+    def prime(self, frames) -> None:
+        self.warmed = len(frames)
 
     def detect(self, frames):
         box = FIXED_BOX.copy()

@@ -37,9 +37,12 @@ def tiny():
 
 def test_defaults_score_the_raw_prediction_error(tiny):
     model, (cubes, index) = tiny["model"], tiny["test"]
-    scorer = Scorer()  # nothing fitted: the paper's score needs nothing
+    scorer = Scorer({"engine": "torch"})  # nothing fitted: the paper's score needs nothing
     assert scorer.raw and scorer.term_names == ("pre",)
     np.testing.assert_array_equal(scorer.object_scores(model, cubes, index), scoring.object_errors(model, cubes))
+    # the default engine: the folded network (tests/test_compact.py states its tolerance)
+    np.testing.assert_allclose(Scorer().object_scores(model, cubes, index), scoring.object_errors(model, cubes),
+                               rtol=1e-5, atol=1e-7)
 
 
 def test_pre_plus_rec_is_the_sum_of_normalised_terms_clipped_at_zero(tiny):

@@ -108,13 +108,11 @@ class Detector:
     # -- scoring --------------------------------------------------------------------------------
     def object_cubes(self, video):
         """Boxes and 9-frame cubes of one video, with this detector's config."""
-        from seqvad.objects.cubes import extract_cubes
         from seqvad.objects.detectors import build_detector, seed_opencv_rng
 
         detector = build_detector(self.config["detector"], video_name=video.name)
         seed_opencv_rng()
-        boxes = detector.detect_video(video)
-        return extract_cubes(video, boxes, **cube_geometry(self.config))
+        return detector.cut_video(video, **cube_geometry(self.config))  # one read of the video
 
     def score(self, video, smoothed: bool = True) -> np.ndarray | list[np.ndarray]:
         """One anomaly score per frame of ``video`` (higher = more anomalous); a list of videos
@@ -163,13 +161,14 @@ class Detector:
             raise DataError("this Detector is not trained: call fit() or Detector.load() first")
 
     def ready(self) -> None:
-        """Trained, and the scoring modules imported now (scipy, sklearn: ~1 s) rather than at the
-        first scored frame of a stream."""
+        """Trained, and the scoring modules imported and the scorer network built now (scipy,
+        sklearn: ~1 s; folding or ONNX export) rather than at the first scored frame of a stream."""
         import sklearn.neighbors  # noqa: F401  (context and knn)
 
         from seqvad import scoring  # noqa: F401
 
         self.require_model()
+        self.scorer.prepare(self.model)
 
     def predict_middle(self, cubes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The middle frame X of each ``uint8`` cube ``(N, 2T+1, C, S, S)`` and the model's

@@ -82,6 +82,10 @@ DEFAULTS: dict[str, Any] = {
     # frame score = max over objects, median-filtered over median_window frames; the alarm
     # threshold is the threshold_quantile of the training frame scores
     "scoring": {"error": "mse", "normalize": False, "median_window": 17, "threshold_quantile": 0.99,
+                # the network that computes the prediction error (seqvad.scoring.compact): folded
+                # (torch, BatchNorm folded, prediction path only) | onnx (the same in onnxruntime,
+                # needs the onnx package) | torch (the whole model). Other terms use the whole model
+                "engine": "folded",
                 # optional motion context (seqvad.context): place + velocity of each object
                 # against the training objects', added to its normalised prediction error
                 "context": {"enabled": False, "weight": 1.0, "k": 10},
@@ -96,10 +100,13 @@ DEFAULTS: dict[str, Any] = {
                 "events": {"close_ratio": 0.8, "min_gap": 1.0, "min_duration": 0.5}},
 }
 
+# scoring.engine: the full model, the folded torch module, onnxruntime (seqvad.scoring.compact)
+ENGINES = ("torch", "folded", "onnx")
+
 # Keys that change how training runs but not what it computes: a resume may change them.
 RESUMABLE_KEYS = frozenset({
     "train.checkpoint_minutes", "train.checkpoint_every_steps", "train.device",
-    "train.num_workers", "train.progress", "train.threads", "train.keep_epoch_checkpoints",
+    "train.num_workers", "train.progress", "train.threads", "train.keep_epoch_checkpoints", "scoring.engine",
 })
 
 

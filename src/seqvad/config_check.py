@@ -15,7 +15,7 @@ import numbers
 import re
 from typing import Any, Callable, Mapping
 
-from seqvad.config import DEFAULTS
+from seqvad.config import DEFAULTS, ENGINES
 from seqvad.errors import ConfigError
 
 REAL = "number"
@@ -75,6 +75,7 @@ RULES: dict[str, Callable[[Any], str | None]] = {
     "detector.motion.method": _one_of("knn", "mog2", "diff"), "detector.motion.min_area": _at_least(0),
     "detector.motion.history": _at_least(1), "detector.motion.warmup": _at_least(0),
     "scoring.error": _one_of("mse", "psnr"), "scoring.median_window": _at_least(1),
+    "scoring.engine": _one_of(*ENGINES),
     "scoring.threshold_quantile": _quantile, "scoring.knn_k": _at_least(1),
     "scoring.context.k": _at_least(1), "scoring.context.weight": _at_least(0),
     "data.avenue_labels": _one_of("masks", "intervals"),

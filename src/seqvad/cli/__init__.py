@@ -1,7 +1,7 @@
-"""The ``seqvad`` command line: demo | datasets | prepare | train | evaluate | detect | experiment | boxes.
+"""The ``seqvad`` command line: demo | datasets | prepare | train | evaluate | detect | export | experiment | boxes.
 
 One module per command (``datasets``, ``prepare``, ``train``, ``evaluate``, ``detect``, ``demo`` and
-``experiment``, ``boxes``), the shared options in :mod:`seqvad.cli.options`.  Heavy modules (torch,
+``export``, ``experiment``, ``boxes``), the shared options in :mod:`seqvad.cli.options`.  Heavy modules (torch,
 onnxruntime) are imported inside the commands so that ``--help`` is instant.  Every
 :class:`~seqvad.errors.SeqvadError`, and any file-system error (a read-only folder, a full disk),
 becomes one line on stderr and exit 2.
@@ -18,6 +18,7 @@ from seqvad.cli.datasets import add_datasets
 from seqvad.cli.detect import add_detect
 from seqvad.cli.evaluate import add_evaluate
 from seqvad.cli.experiment import add_demo, add_experiment
+from seqvad.cli.export import add_export
 from seqvad.cli.options import apply_overrides, config_from_args  # noqa: F401  (public)
 from seqvad.cli.prepare import add_prepare
 from seqvad.cli.train import add_train
@@ -37,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_train(sub)
     add_evaluate(sub)
     add_detect(sub)
+    add_export(sub)
     add_experiment(sub)
     add_boxes(sub)
     return parser

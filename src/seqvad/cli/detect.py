@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from seqvad.config import ENGINES
 from seqvad.errors import DataError
 
 EXIT_EVENTS = 1  # --fail-on-event: something happened (2 stays "error", as for every command)
@@ -30,6 +31,12 @@ def add_detect(sub) -> None:
     p.add_argument("--threads", type=int, default=1,
                    help="torch threads for the model (default 1: its batches of a few hundred crops gain little "
                         "from more, and on a busy machine 2 threads ran 4x slower than 1)")
+    p.add_argument("--engine", choices=ENGINES,
+                   help="the network that scores objects: folded (torch, BatchNorm folded, prediction path only), "
+                        "onnx (the same in onnxruntime; needs the onnx package) or torch (the whole model); "
+                        "default: the model's scoring.engine (folded)")
+    p.add_argument("--sequential", action="store_true",
+                   help="score on one thread (default: detection and the network on two threads, same scores)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="override an event setting stored in the model, e.g. --set scoring.events.min_duration=2 "
@@ -60,6 +67,8 @@ def cmd_detect(args) -> int:
 
         apply_overrides(model.config, args.set, only="scoring.events")
         model.scorer.config["events"] = event_settings(model.config["scoring"])
+    if args.engine:
+        model.scorer.engine = model.scorer.config["engine"] = args.engine
     if model.threshold is None and args.threshold is None:
         raise DataError(f"{args.model}: the model file has no threshold; pass --threshold")
     server = live = None
@@ -79,7 +88,7 @@ def cmd_detect(args) -> int:
         result = run_detection(model, source, args.out, threshold=args.threshold, top_k=args.top_k,
                                write_video=not args.no_video, max_frames=args.max_frames,
                                progress=not args.quiet, model_label=str(args.model), stop_on_sigint=True,
-                               live=live)
+                               live=live, pipelined=not args.sequential)
     finally:
         if server is not None:
             server.stop()

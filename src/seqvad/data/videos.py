@@ -47,9 +47,19 @@ class FrameReader:
     def _read(self, index: int) -> np.ndarray:  # pragma: no cover - interface
         raise NotImplementedError
 
+    def iter_frames(self) -> Iterator[np.ndarray]:
+        """Every frame in order (a video file: decoded once, its length learnt at the end)."""
+        for index in range(len(self)):
+            yield self._read(index)
+
     @property
     def fps(self) -> float | None:
         return None
+
+    def length_hint(self) -> int:
+        """The frame count without decoding where the source says it (a video container's
+        count, exact for an intact file), else ``len``."""
+        return len(self)
 
 
 def _as_hwc(image: np.ndarray) -> np.ndarray:
@@ -98,11 +108,12 @@ class FolderReader(FrameReader):
 class FileReader(FrameReader):
     """Frames of a video file decoded by OpenCV.
 
-    ``len`` is the number of frames that truly decode (counted once with ``grab``),
-    not the container's claim, so truncated files are caught.  Reads are sequential
-    under the hood (seeking in compressed streams is unreliable): a small cache of
-    recent frames makes the sliding-window access of cube extraction cheap, and a
-    backwards jump re-opens the file.
+    ``len`` is the number of frames that truly decode, not the container's claim, so
+    truncated files are caught: learnt at the end of a sequential read (:meth:`iter_frames`, as
+    detection reads a video), else counted with ``grab`` when asked before that.  Reads are
+    sequential under the hood (seeking in compressed streams is unreliable): a small cache of
+    recent frames makes the sliding-window access of cube extraction cheap, and a backwards
+    jump re-opens the file.
     """
 
     CACHE_FRAMES = 64
@@ -117,13 +128,13 @@ class FileReader(FrameReader):
         self._fps = capture.get(cv2.CAP_PROP_FPS) or None
         self.claimed_frames = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         ok, first = capture.read()
-        capture.release()
+        capture.release()  # a dataset opens many readers: no decoder stays open until frames are asked
         if not ok or first is None:
             raise DataError(f"{path}: video file has no decodable frame (unreadable or truncated)")
         self._length: int | None = None
         self._capture: cv2.VideoCapture | None = None
         self._position = 0  # index of the next frame the capture will return
-        self._cache: dict[int, np.ndarray] = {}
+        self._cache: dict[int, np.ndarray] = {0: _as_hwc(first)}
 
     def __len__(self) -> int:
         if self._length is None:
@@ -135,7 +146,29 @@ class FileReader(FrameReader):
             self._length = count
         return self._length
 
+    def length_hint(self) -> int:
+        return self._length if self._length is not None else (self.claimed_frames or len(self))
+
+    def iter_frames(self) -> Iterator[np.ndarray]:
+        index = 0
+        while self._length is None or index < self._length:
+            frame = self._decode(index)
+            if frame is None:
+                if self._length is None:
+                    self._length = index  # the end of the file: its true frame count
+                    return
+                raise DataError(f"{self.path}: frame {index} cannot be decoded (truncated file?)")
+            yield frame
+            index += 1
+
     def _read(self, index: int) -> np.ndarray:
+        frame = self._decode(index)
+        if frame is None:
+            raise DataError(f"{self.path}: frame {index} cannot be decoded (truncated file?)")
+        return frame
+
+    def _decode(self, index: int) -> np.ndarray | None:
+        """Frame ``index``, None past the last decodable frame."""
         if index in self._cache:
             return self._cache[index]
         if self._capture is None or index < self._position:
@@ -145,11 +178,11 @@ class FileReader(FrameReader):
             self._position = 0
         while self._position < index:
             if not self._capture.grab():
-                break
+                return None
             self._position += 1
         ok, frame = self._capture.read()
         if not ok:
-            raise DataError(f"{self.path}: frame {index} cannot be decoded (truncated file?)")
+            return None
         self._position += 1
         if len(self._cache) >= self.CACHE_FRAMES:
             self._cache.pop(min(self._cache))
@@ -212,7 +245,8 @@ class Video:
             self.fps = self.reader.fps
         if self.labels is not None:
             self.labels = np.asarray(self.labels).astype(np.uint8).ravel()
-            if len(self.labels) != len(self.reader):
+            # the container's count where it agrees (no decoding pass), else the true count
+            if len(self.labels) != self.reader.length_hint() and len(self.labels) != len(self.reader):
                 raise DataError(
                     f"{self.reader.path}: {len(self.labels)} labels for {len(self.reader)} frames"
                 )
@@ -261,8 +295,7 @@ class Video:
         return self.frame(index)
 
     def __iter__(self) -> Iterator[np.ndarray]:
-        for i in range(len(self)):
-            yield self.frame(i)
+        return self.reader.iter_frames()
 
     @property
     def shape(self) -> tuple[int, int, int]:

@@ -32,7 +32,7 @@ from seqvad.config import DEFAULTS, config_hash, cube_geometry
 from seqvad.progress import Progress
 from seqvad.data.videos import Video
 from seqvad.errors import ConfigError, DataError
-from seqvad.objects.cubes import STORE_FORMAT, CubeStore, extract_cubes
+from seqvad.objects.cubes import STORE_FORMAT, CubeStore
 from seqvad.objects.detectors import Detector, default_threads, detector_class, file_sha256, load_box_file  # noqa: F401
 
 log = logging.getLogger(__name__)
@@ -114,13 +114,13 @@ def _process_video(job: _Job) -> dict[str, Any]:
 
         cv2.setNumThreads(1)  # one worker per core already; OpenCV's own pool would oversubscribe
     start, start_cpu = time.perf_counter(), time.process_time()
-    boxes = _detector_for(job).detect_video(job.video)
+    # boxes and cubes in one read of the video (the detect time below includes the cutting)
+    cubes, index = _detector_for(job).cut_video(job.video, **cube_geometry({"cubes": job.cubes_cfg}))
     detected, detected_cpu = time.perf_counter(), time.process_time()
-    cubes, index = extract_cubes(job.video, boxes, **cube_geometry({"cubes": job.cubes_cfg}))
     index["video"][:] = job.number
     with replacing(job.part) as tmp, open(tmp, "wb") as handle:
         np.save(handle, cubes)
-    return {"number": job.number, "index": index, "frames": len(boxes), "objects": len(cubes),
+    return {"number": job.number, "index": index, "frames": len(job.video), "objects": len(cubes),
             "detect_seconds": detected - start, "extract_seconds": time.perf_counter() - detected,
             # CPU time does not grow when other programs share the cores: the speed on an idle machine
             "detect_cpu_seconds": detected_cpu - start_cpu, "extract_cpu_seconds": time.process_time() - detected_cpu}
@@ -155,8 +155,10 @@ def prepare_split(videos: Sequence[Video], config: Mapping[str, Any], cache_dir:
     if len(set(names)) != len(names):
         raise DataError(f"{cache_dir}: video names repeat ({len(names) - len(set(names))} duplicates); "
                         "the cache identifies videos by name")
-    frame_counts = [len(v) for v in videos]
     kind = detector_class(detector_cfg.get("name") or DEFAULTS["detector"]["name"])
+    # video files: the container's frame count, not a decoding pass; the true count comes with
+    # the boxes (the cache check counts only when the container's count disagrees with the cache)
+    frame_counts = [len(v) if kind.uses_split_boxes else v.reader.length_hint() for v in videos]
     split_boxes = boxes_file = None
     if kind.uses_split_boxes:
         boxes_file = resolve_boxes_path(config, split)
@@ -164,8 +166,11 @@ def prepare_split(videos: Sequence[Video], config: Mapping[str, Any], cache_dir:
         split_boxes = load_box_file(boxes_file, list(zip(names, frame_counts)))
     key = cache_key(detector_cfg, cubes_cfg, boxes_file)
 
-    reason = CubeStore.stale_reason(cache_dir, key, list(zip(names, frame_counts)),
-                                    [v.reader.fingerprint for v in videos])
+    fingerprints = [v.reader.fingerprint for v in videos]
+    reason = CubeStore.stale_reason(cache_dir, key, list(zip(names, frame_counts)), fingerprints)
+    if reason is not None and reason.startswith("videos changed") and frame_counts != [len(v) for v in videos]:
+        frame_counts = [len(v) for v in videos]  # a container's count was not the true one: check those
+        reason = CubeStore.stale_reason(cache_dir, key, list(zip(names, frame_counts)), fingerprints)
     if rebuild and reason is None:
         reason = "rebuild asked"
     if keep and reason not in (None, "no cache yet"):
@@ -203,7 +208,7 @@ def prepare_split(videos: Sequence[Video], config: Mapping[str, Any], cache_dir:
             "split": split,
             "videos": [{"name": v.name, "frames": n, "objects": r["objects"], "path": str(v.path),
                         "fingerprint": v.reader.fingerprint}
-                       for v, n, r in zip(videos, frame_counts, results)],
+                       for v, n, r in zip(videos, [r["frames"] for r in results], results)],
             "seqvad_version": seqvad.__version__,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "timing": {"workers": workers, "wall_seconds": round(time.perf_counter() - started, 3),

@@ -82,6 +82,10 @@ class Scorer:
         self.error = str(cfg["error"])
         if self.error not in _errors.ERROR_KINDS:
             raise ConfigError(f"scoring.error={self.error!r}: choose mse or psnr")
+        self.engine = str(cfg["engine"])
+        if self.engine not in _errors.ENGINES:
+            raise ConfigError(f"scoring.engine={self.engine!r}: choose one of {', '.join(_errors.ENGINES)}")
+        self._fast: tuple | None = None  # (weak reference to the model, its compact.Engine)
         self.weights = _weights(cfg["terms"])
         self.combined = any(w for name, w in self.weights.items() if name != "pre")
         self.normalize = bool(cfg["normalize"])
@@ -155,7 +159,7 @@ class Scorer:
         """Median / IQR of each weighted term (and ``pre``) on every ``len // max_cubes``-th
         training cube, and the kNN density of their latent codes when ``knn`` is weighted."""
         step = max(1, len(cubes) // max_cubes)
-        values = _errors.object_terms(model, cubes[::step], self.term_names, kind=self.error, device=self.device)
+        values = self.raw_terms(model, cubes[::step])
         if "knn" in values:
             self.density_ = LatentDensity(self.knn_k).fit(values["knn"])
             values["knn"] = self.density_.training_scores()  # each code against the others
@@ -171,9 +175,32 @@ class Scorer:
         return self
 
     # -- scoring ----------------------------------------------------------------------------
+    def raw_terms(self, model, cubes: np.ndarray) -> dict[str, np.ndarray]:
+        """Raw per-object terms (``term_names``), ``knn`` as latent codes; the prediction error
+        alone goes through ``scoring.engine`` (:mod:`seqvad.scoring.compact`)."""
+        if self.term_names == ("pre",) and self.engine != "torch":
+            return {"pre": self.fast_engine(model).errors(cubes)}
+        return _errors.object_terms(model, cubes, self.term_names, kind=self.error, device=self.device)
+
+    def prepare(self, model) -> None:
+        """Build the network ``raw_terms`` will use now (folding, ONNX export), not at the first object."""
+        if self.term_names == ("pre",) and self.engine != "torch":
+            self.fast_engine(model)
+
+    def fast_engine(self, model):
+        """The compact network of ``model`` for ``scoring.engine``: built once per model object
+        (its weights are fixed once trained), so a stream pays for folding or export once."""
+        import weakref
+
+        from seqvad.scoring.compact import Engine
+
+        if self._fast is None or self._fast[0]() is not model:
+            self._fast = (weakref.ref(model), Engine(model, self.error, self.engine, self.device))
+        return self._fast[1]
+
     def terms(self, model, cubes: np.ndarray) -> dict[str, np.ndarray]:
         """Raw per-object terms (``term_names``); ``knn`` as its density score."""
-        values = _errors.object_terms(model, cubes, self.term_names, kind=self.error, device=self.device)
+        values = self.raw_terms(model, cubes)
         if "knn" in values:
             self.check_fitted("density")
             values["knn"] = self.density_.score(values["knn"])

@@ -18,6 +18,7 @@ from seqvad.errors import DataError
 from seqvad.objects.detectors import build_detector
 from seqvad.progress import Progress
 from seqvad.stream.outputs import DetectionOutputs
+from seqvad.stream.pipeline import PipelinedScorer
 from seqvad.stream.report import difference_maps, write_report
 from seqvad.stream.scorer import StreamScorer
 from seqvad.stream.sources import DEFAULT_FPS, GuardedFrames, LatestFrames, Source
@@ -49,7 +50,7 @@ def default_out_dir(source_name: str) -> Path:
 def run_detection(model, source: Source, out_dir: str | Path | None = None, threshold: float | None = None,
                   top_k: int = 5, write_video: bool = True, box_detector=None, max_frames: int | None = None,
                   progress: bool = False, model_label: str = "", stop_on_sigint: bool = False,
-                  live=None) -> DetectResult:
+                  live=None, pipelined: bool = True) -> DetectResult:
     """Stream ``source`` through ``model`` (a trained :class:`seqvad.api.Detector`) into ``out_dir``.
 
     ``threshold`` defaults to the model's (a high quantile of its training frame scores).  When the
@@ -59,6 +60,7 @@ def run_detection(model, source: Source, out_dir: str | Path | None = None, thre
     A live source (camera, stream) is read in its own thread (:class:`LatestFrames`): when
     processing is slower than the camera, frames are dropped there and counted.  ``live``: a
     :class:`seqvad.stream.serve.LiveState` to publish frames, events and rates into (``--serve``).
+    ``pipelined``: the network scores on a second thread (:mod:`seqvad.stream.pipeline`), same scores.
     """
     out_dir = Path(out_dir) if out_dir else default_out_dir(source.name)
     threshold = model.threshold if threshold is None else float(threshold)
@@ -70,8 +72,9 @@ def run_detection(model, source: Source, out_dir: str | Path | None = None, thre
     try:
         if box_detector is None:
             box_detector = build_detector(model.config["detector"], video_name=source.name)
-        warmup_video = source.video if getattr(box_detector, "warms_up", False) else None
-        scorer = StreamScorer(model, box_detector, warmup_video, video_name=source.name)
+        scorer = StreamScorer(model, box_detector, video_name=source.name)
+        if pipelined:
+            scorer = PipelinedScorer(scorer)
         warmup_seconds = time.perf_counter() - started
         outputs = DetectionOutputs(out_dir, threshold, fps, top_k, write_video, scoring=model.scorer.config,
                                    started_at=source.started_at, meta={"input": source.name, "model": model_label},
@@ -102,6 +105,7 @@ def run_detection(model, source: Source, out_dir: str | Path | None = None, thre
         write(scorer.finish())
         finished = True
     finally:
+        scorer.close()
         bar.close()
         outputs.close()
         source.close()

@@ -16,7 +16,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from seqvad.config import cube_geometry
-from seqvad.objects.cubes import convert_channels, extract_cubes, window_indices
+from seqvad.objects.cutter import CubeCutter
 from seqvad.objects.detectors import build_detector, seed_opencv_rng
 
 
@@ -59,54 +59,83 @@ def detection_group(box_detector, frames: int = 8) -> int:
     return multiple * max(1, -(-frames // multiple))
 
 
-def prime_detector(box_detector, video) -> None:
-    """Reset, then warm up (the motion model) as ``detect_video`` does (files and folders only)."""
-    box_detector.reset()
-    seed_opencv_rng()  # as Detector.object_cubes does: KNN background subtraction is random
-    if video is not None and getattr(box_detector, "warms_up", False):
-        box_detector.warm_up(video)
-
-
 class StreamScorer:
     """Frames in (``push``), scored frames out, each as soon as its smoothed score is known.
 
     ``model`` is a trained :class:`seqvad.api.Detector`; ``box_detector`` defaults to the one its
-    config names.  Memory holds at most ``group + T + median_window // 2`` frames.
+    config names.  Memory holds at most ``max(group, warm-up) + T + median_window // 2`` frames.
+
+    The box detector learns from the first ``warmup_frames`` frames (the motion background) before
+    detecting them, as ``detect_video`` does in batch scoring: those frames wait until the last of
+    them has arrived, and no frame is read twice.
     """
 
-    def __init__(self, model, box_detector=None, warmup_video=None, video_name: str | None = None):
+    def __init__(self, model, box_detector=None, video_name: str | None = None):
         model.ready()  # trained, and its scoring modules imported now (scipy, sklearn: ~1 s), not mid-stream
         geometry = cube_geometry(model.config)
         self.model = model
         self.window, self.size, self.channels = geometry["window"], geometry["size"], geometry["channels"]
         self.frames = model.scorer.streaming_frames()  # max per frame and the median filter
         self.boxes = box_detector or build_detector(model.config["detector"], video_name=video_name)
-        prime_detector(self.boxes, warmup_video)
+        self.boxes.reset()
+        seed_opencv_rng()  # as Detector.object_cubes does: KNN background subtraction is random
+        self._warmup = max(0, int(self.boxes.warmup_frames))
+        self._primed = self._warmup == 0
         self.group = detection_group(self.boxes)
         self.times = StageTimes()
         self._arrived = 0  # frames pushed
+        self._detected = 0  # frames handed to the box detector
         self._to_detect: list[np.ndarray] = []
-        self._converted: dict[int, np.ndarray] = {}  # ring buffer: the last 2T+1 frames for cropping
+        self.cutter = CubeCutter(self.window, self.size, self.channels)  # the last 2T+1 frames
         self._waiting_cubes: deque[ScoredFrame] = deque()  # boxes known, frame t+T not yet arrived
         self._waiting_smooth: dict[int, ScoredFrame] = {}  # raw score known, smoothed not yet
 
     # -- public -----------------------------------------------------------------------------
     def push(self, frame: np.ndarray) -> list[ScoredFrame]:
         """Add the next frame; returns the frames whose smoothed score became known."""
-        self._to_detect.append(np.asarray(frame))
-        self._arrived += 1
-        if len(self._to_detect) < self.group:
-            return []
-        return self._process_group(final_length=None)
+        return [item for ready in self.cut(frame) for item in self.score(ready)]
 
     def finish(self) -> list[ScoredFrame]:
         """End of stream: score the frames still waiting, borders clamped as in batch scoring."""
-        return self._process_group(final_length=self._arrived)
+        *groups, last = self.cut_rest()
+        return [item for ready in groups for item in self.score(ready)] + self.score(last, self._arrived)
 
-    # -- stages -----------------------------------------------------------------------------
-    def _process_group(self, final_length: int | None) -> list[ScoredFrame]:
-        ready = self._detect_group()
-        ready += self._drain_cubes(final_length) if final_length is not None else []
+    @property
+    def arrived(self) -> int:
+        """Frames pushed so far."""
+        return self._arrived
+
+    def close(self) -> None:
+        """Nothing to stop (the pipelined scorer stops its worker here)."""
+
+    # The two halves, which seqvad.stream.pipeline runs on two threads: ``cut`` (boxes and cubes)
+    # and ``score`` (the network and the smoothing) share no state but the frames handed over.
+    def cut(self, frame: np.ndarray) -> list[list]:
+        """Add the next frame; returns a list per detection group of (frame, its cubes) ready to score."""
+        self._to_detect.append(np.asarray(frame))
+        self._arrived += 1
+        if not self._primed:
+            if self._arrived < self._warmup:
+                return []
+            self._prime()
+        out = []
+        while len(self._to_detect) >= self.group:
+            out.append(self._detect_group(final_length=None))
+        return out
+
+    def cut_rest(self) -> list[list]:
+        """End of stream: the remaining groups; the last one also holds every frame still waiting
+        for its window, clamped at the end (pass it to ``score`` with ``final_length``)."""
+        if not self._primed:  # a stream shorter than the warm-up learns from all of it, as batch does
+            self._prime()
+        out = []
+        while len(self._to_detect) > self.group:  # warm-up frames still waiting: aligned groups first
+            out.append(self._detect_group(final_length=None))
+        return out + [self._detect_group(self._arrived) + self._drain_cubes(self._arrived)]
+
+    def score(self, ready: list, final_length: int | None = None) -> list[ScoredFrame]:
+        """Object and raw frame scores of ``ready``; returns the frames whose smoothed score became
+        known (all of them when ``final_length``, the stream's length, ends the stream)."""
         self._score(ready)
         out: list[ScoredFrame] = []
         started = time.perf_counter()
@@ -118,6 +147,13 @@ class StreamScorer:
         self.times.smooth += time.perf_counter() - started
         return out
 
+    def _prime(self) -> None:
+        started = time.perf_counter()
+        self.boxes.prime(self._to_detect[:self._warmup])
+        self._primed = True
+        self.times.detect += time.perf_counter() - started
+
+    # -- stages -----------------------------------------------------------------------------
     def _smoothed(self, known: list[tuple[int, float]]) -> list[ScoredFrame]:
         out = []
         for index, score in known:
@@ -126,15 +162,17 @@ class StreamScorer:
             out.append(item)
         return out
 
-    def _detect_group(self) -> list[tuple[ScoredFrame, np.ndarray]]:
+    def _detect_group(self, final_length: int | None) -> list[tuple[ScoredFrame, np.ndarray]]:
         """Boxes of the frames collected so far; returns the frames whose cubes could be cut."""
-        frames, self._to_detect = self._to_detect, []
+        # a group at a time (aligned YOLOX batches); at the end, what is left
+        count = len(self._to_detect) if final_length is not None else self.group
+        frames, self._to_detect = self._to_detect[:count], self._to_detect[count:]
         if not frames:
             return []
         started = time.perf_counter()
         boxes = self.boxes.detect(frames)
         self.times.detect += time.perf_counter() - started
-        first = self._arrived - len(frames)
+        first, self._detected = self._detected, self._detected + len(frames)
         ready = []
         for offset, (frame, frame_boxes) in enumerate(zip(frames, boxes)):
             index = first + offset
@@ -144,38 +182,20 @@ class StreamScorer:
 
     def _add_frame(self, item: ScoredFrame) -> list[tuple[ScoredFrame, np.ndarray]]:
         started = time.perf_counter()
-        self._converted[item.index] = convert_channels(item.frame, self.channels)
-        self._converted.pop(item.index - 2 * self.window - 1, None)  # out of every future window
         self._waiting_cubes.append(item)
-        ready = []
-        # frame t's window t-T..t+T is complete once frame t+T has arrived
-        while self._waiting_cubes and self._waiting_cubes[0].index + self.window <= item.index:
-            ready.append(self._cut(self._waiting_cubes.popleft(), last=item.index))
+        ready = self._matched(self.cutter.add(item.frame, item.boxes))
         self.times.crop += time.perf_counter() - started
         return ready
 
     def _drain_cubes(self, final_length: int) -> list[tuple[ScoredFrame, np.ndarray]]:
         started = time.perf_counter()
-        ready = [self._cut(item, last=final_length - 1) for item in self._waiting_cubes]
-        self._waiting_cubes.clear()
+        ready = self._matched(self.cutter.finish())
         self.times.crop += time.perf_counter() - started
         return ready
 
-    def _cut(self, item: ScoredFrame, last: int) -> tuple[ScoredFrame, np.ndarray]:
-        """The cubes of one frame, via ``extract_cubes`` on its 2T+1-frame window.
-
-        The window's indices are clamped to ``[0, last]`` here, so ``extract_cubes`` sees a
-        short video whose middle frame holds the boxes: the same crops as in batch scoring.
-        """
-        T = self.window
-        if len(item.boxes) == 0:
-            return item, np.zeros((0, 2 * T + 1, self.channels, self.size, self.size), np.uint8)
-        # window_indices clamps to [0, last] like batch extraction does at the video's borders
-        frames = [self._converted[i] for i in window_indices(item.index, T, last + 1).tolist()]
-        empty = np.zeros((0, 6), np.float32)
-        boxes = [empty] * T + [item.boxes] + [empty] * T
-        cubes, _ = extract_cubes(frames, boxes, window=T, size=self.size, channels=self.channels)
-        return item, cubes
+    def _matched(self, cut: list[tuple[int, np.ndarray, np.ndarray]]) -> list[tuple[ScoredFrame, np.ndarray]]:
+        """The waiting frames (in order) with the cubes the cutter gives back for them."""
+        return [(self._waiting_cubes.popleft(), cubes) for _, _, cubes in cut]
 
     def _score(self, ready: list[tuple[ScoredFrame, np.ndarray]]) -> None:
         """Object scores of all ready frames in one model batch; raw frame score = their max."""
@@ -196,10 +216,10 @@ class StreamScorer:
                 item.worst_cube = frame_cubes[int(np.argmax(group))].copy()
 
 
-def stream_scores(model, frames: Iterable[np.ndarray], box_detector=None, warmup_video=None,
+def stream_scores(model, frames: Iterable[np.ndarray], box_detector=None,
                   video_name: str | None = None) -> Iterator[ScoredFrame]:
     """Score ``frames`` in order; yields each :class:`ScoredFrame` once its smoothed score is known."""
-    scorer = StreamScorer(model, box_detector, warmup_video, video_name)
+    scorer = StreamScorer(model, box_detector, video_name)
     for frame in frames:
         yield from scorer.push(frame)
     yield from scorer.finish()

@@ -22,9 +22,9 @@ DEFAULT_FPS = 25.0  # for frame folders and cameras that do not report a rate
 class Source:
     """Frames of one input, read in order.
 
-    ``length`` is ``None`` for live sources; ``video`` is a random-access
-    :class:`~seqvad.data.videos.Video` of files and folders (the motion detector's warm-up
-    reads frames spread over the whole video, as batch scoring does), built on first use.
+    ``length`` is ``None`` for live sources and video files (whose container count, when
+    given, is ``claimed_length``; the true count is known at the end): nothing is read before
+    the frames themselves, and every frame is decoded once.
     """
 
     name: str
@@ -32,7 +32,6 @@ class Source:
     fps: float | None = None
     length: int | None = None
     claimed_length: int | None = None  # what a video container says it holds
-    open_video: Callable[[], object] | None = None
     close: Callable[[], None] = lambda: None
     # seconds since the first frame of the frame last read: the container's timestamps for a
     # file, the wall clock for a live source; None: frame index / fps (a frame folder)
@@ -44,10 +43,6 @@ class Source:
     def live(self) -> bool:
         return self.started_at is not None
 
-    @property
-    def video(self):
-        return self.open_video() if self.open_video is not None else None
-
 
 def open_source(spec: str | Path) -> Source:
     """A video file, a frame folder, a camera index (``0``) or a stream URL (``rtsp://...``)."""
@@ -57,17 +52,16 @@ def open_source(spec: str | Path) -> Source:
     path = Path(text)
     if path.is_dir():
         video = Video.from_folder(path)  # DataError when it holds no images
-        return Source(path.name, (video.frame(i) for i in range(len(video))), video.fps, len(video),
-                      open_video=lambda: video)  # no clock: a folder's frame t is at t / fps
+        return Source(path.name, iter(video), video.fps, len(video))  # no clock: a folder's frame t is at t / fps
     if path.is_file():
         capture = _open_capture(text, f"{path}: OpenCV cannot open this video file")
-        return _capture_source(capture, path.stem, text, lambda: Video.from_file(path))
+        return _capture_source(capture, path.stem, text)
     if text.isdigit():
         capture = _open_capture(int(text), f"camera {text}: cannot be opened (no such device, or busy)")
-        return _capture_source(capture, f"camera{text}", f"camera {text}", None, live=True)
+        return _capture_source(capture, f"camera{text}", f"camera {text}", live=True)
     if "://" in text:
         capture = _open_capture(text, f"{text}: the stream cannot be opened")
-        return _capture_source(capture, _safe_name(text), text, None, live=True)
+        return _capture_source(capture, _safe_name(text), text, live=True)
     raise DataError(f"{text}: no such video file, frame folder, camera index or stream URL")
 
 
@@ -79,14 +73,14 @@ def _open_capture(target, message: str) -> cv2.VideoCapture:
     return capture
 
 
-def _capture_source(capture: cv2.VideoCapture, name: str, label: str, open_video, live: bool = False) -> Source:
+def _capture_source(capture: cv2.VideoCapture, name: str, label: str, live: bool = False) -> Source:
     """Read one frame up front, so that an input with no decodable frame fails before any output."""
     ok, first = capture.read()
     if not ok or first is None:
         capture.release()
         raise DataError(f"{label}: no frame can be decoded (unreadable, empty or truncated)")
     fps = capture.get(cv2.CAP_PROP_FPS) or None
-    claimed = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0) if open_video is not None else 0
+    claimed = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0) if not live else 0
     started_at = time.time() if live else None
     clock = _FrameClock(capture, fps or DEFAULT_FPS, started_at)
     first_time = clock.stamp()
@@ -102,7 +96,7 @@ def _capture_source(capture: cv2.VideoCapture, name: str, label: str, open_video
             else:
                 clock.current = clock.stamp()
 
-    return Source(name, frames(), fps, None, claimed or None, open_video=open_video, close=capture.release,
+    return Source(name, frames(), fps, None, claimed or None, close=capture.release,
                   clock=lambda: clock.current, started_at=started_at)
 
 
@@ -232,5 +226,5 @@ class LatestFrames:
     def as_source(self) -> Source:
         """The same input, read through this buffer."""
         return Source(self.source.name, iter(self), self.source.fps, self.source.length, self.source.claimed_length,
-                      open_video=self.source.open_video, close=self.close, clock=lambda: self.current,
+                      close=self.close, clock=lambda: self.current,
                       started_at=self.source.started_at, dropped=lambda: self.dropped)

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
 import os
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -22,7 +23,7 @@ from seqvad.errors import ConfigError
 
 
 class Detector:
-    """The protocol: ``reset``, ``warm_up(video)``, ``detect(frames)``, ``detect_video(video)``.
+    """The protocol: ``reset``, ``prime(frames)``, ``detect(frames)``, ``detect_video(video)``.
 
     Class-level parts, used before any detector is built: ``name`` (the registry key),
     :meth:`from_config` (the builder) and :meth:`cache_fields` (the settings that decide its
@@ -46,32 +47,48 @@ class Detector:
         return {}
 
     @property
-    def warms_up(self) -> bool:
-        """Whether :meth:`warm_up` learns from the video (then streaming opens files for random access)."""
-        return False
+    def warmup_frames(self) -> int:
+        """How many of a video's first frames :meth:`prime` is given to learn from before the first
+        ``detect`` (the motion model's background); streaming holds them back until they have arrived."""
+        return 0
 
     def reset(self) -> None:
         """Forget state kept between frames (called at the start of every video)."""
 
-    def warm_up(self, video) -> None:
-        """Learn from frames of the whole ``video`` before detection starts (after ``reset``)."""
+    def prime(self, frames: Sequence[np.ndarray]) -> None:
+        """Learn from the video's first frames (``warmup_frames`` of them, fewer in a shorter video)
+        before detecting them."""
 
     def detect(self, frames: Sequence[np.ndarray]) -> list[np.ndarray]:  # pragma: no cover
         raise NotImplementedError
 
     def detect_video(self, video) -> list[np.ndarray]:
-        """Boxes of every frame of ``video``, in order."""
-        self.reset()
-        self.warm_up(video)
-        return self._detect_chunks(video)
+        """Boxes of every frame of ``video``, in order, in one sequential read of it (no length asked
+        first: a video file learns its true frame count at its end)."""
+        return [boxes for _, boxes in self.iter_detect(iter(video))]
 
-    def _detect_chunks(self, video) -> list[np.ndarray]:
-        out: list[np.ndarray] = []
-        n = len(video)
-        for start in range(0, n, self.chunk):
-            frames = [video.frame(i) for i in range(start, min(n, start + self.chunk))]
-            out += self.detect(frames)
-        return out
+    def iter_detect(self, frames: Iterable[np.ndarray]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """``(frame, boxes)`` of a video's frames in order: reset, the warm-up learnt from the first
+        ``warmup_frames`` frames, then ``detect`` on chunks of ``chunk`` frames counted from frame 0."""
+        self.reset()
+        frames = iter(frames)
+        pending = list(itertools.islice(frames, self.warmup_frames))
+        self.prime(pending)
+        for frame in frames:
+            pending.append(frame)
+            if len(pending) >= self.chunk:
+                yield from zip(pending[:self.chunk], self.detect(pending[:self.chunk]))
+                pending = pending[self.chunk:]
+        while pending:  # the warm-up frames of a short video, and the last partial chunk
+            yield from zip(pending[:self.chunk], self.detect(pending[:self.chunk]))
+            pending = pending[self.chunk:]
+
+    def cut_video(self, video, window: int = 4, size: int = 32, channels: int = 1):
+        """Cubes and index of every box of ``video`` (as ``extract_cubes(video, detect_video(video))``),
+        boxes and cubes from one sequential read of it."""
+        from seqvad.objects.cutter import cut_stream
+
+        return cut_stream(self.iter_detect(iter(video)), window=window, size=size, channels=channels)
 
 
 REGISTRY: dict[str, type[Detector]] = {}

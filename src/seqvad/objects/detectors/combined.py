@@ -35,15 +35,15 @@ class CombinedDetector(Detector):
         self.group_multiple = detector.group_multiple
 
     @property
-    def warms_up(self) -> bool:
-        return self.motion.warms_up
+    def warmup_frames(self) -> int:
+        return self.motion.warmup_frames
 
     def reset(self) -> None:
         self.detector.reset()
         self.motion.reset()
 
-    def warm_up(self, video) -> None:
-        self.motion.warm_up(video)
+    def prime(self, frames) -> None:
+        self.motion.prime(frames)
 
     def detect(self, frames: Sequence[np.ndarray]) -> list[np.ndarray]:
         # one pass over the video (detect_video): each frame is decoded once for both

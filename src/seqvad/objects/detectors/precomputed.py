@@ -94,6 +94,13 @@ class PrecomputedBoxes(Detector):
         return [finalize_boxes(b, height, width, self.min_area) for b in boxes]
 
 
+    def cut_video(self, video, window: int = 4, size: int = 32, channels: int = 1):
+        """Its boxes need no frames: the cubes are the only read of the video."""
+        from seqvad.objects.cubes import extract_cubes
+
+        return extract_cubes(video, self.detect_video(video), window=window, size=size, channels=channels)
+
+
 def _as_box_array(value: Any, path: Path, frame: int) -> np.ndarray:
     boxes = np.asarray(value, np.float32)
     if boxes.size == 0:

@@ -1,0 +1,141 @@
+"""A video is decoded once per command: no counting pass, no warm-up seeking across the file."""
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import write_avi
+from seqvad.data import videos as videos_module
+from seqvad.data.videos import Video
+from seqvad.errors import DataError
+from seqvad.objects.detectors.motion import MotionDetector
+from seqvad.stream import sources as sources_module
+
+FRAMES = 30
+
+
+def moving_block(n=FRAMES, h=48, w=64):
+    frames = np.full((n, h, w, 3), 120, np.uint8)
+    for t in range(n):
+        frames[t, 10:22, t % (w - 12):t % (w - 12) + 12] = 20
+    return frames
+
+
+class Decodes:
+    """Counts the frames every cv2.VideoCapture decodes (read and grab that succeed)."""
+
+    def __init__(self):
+        self.count = 0
+        counter, real = self, cv2.VideoCapture
+
+        class Counting:  # a wrapper: a Python subclass of cv2.VideoCapture crashes in garbage collection
+            def __init__(self, *args):
+                self._capture = real(*args)
+
+            def read(self, *args):
+                ok, frame = self._capture.read(*args)
+                counter.count += bool(ok)
+                return ok, frame
+
+            def grab(self):
+                ok = self._capture.grab()
+                counter.count += bool(ok)
+                return ok
+
+            def __getattr__(self, name):
+                return getattr(self._capture, name)
+
+        self.capture = Counting
+
+
+@pytest.fixture
+def decodes(monkeypatch):
+    counter = Decodes()
+    monkeypatch.setattr(videos_module.cv2, "VideoCapture", counter.capture)
+    return counter
+
+
+@pytest.fixture
+def avi(tmp_path):
+    return write_avi(tmp_path / "clip.avi", moving_block())
+
+
+def test_detect_video_reads_a_file_once_and_learns_its_length(avi, decodes):
+    video = Video.from_file(avi)  # decodes frame 0 to check the file, then closes it
+    boxes = MotionDetector(warmup=10).detect_video(video)
+    # one pass, no counting pass, no warm-up seeks (frame 0 is decoded again when reading starts)
+    assert len(boxes) == FRAMES and decodes.count == FRAMES + 1
+    assert len(video) == FRAMES and decodes.count == FRAMES + 1  # the true length, learnt at the end
+
+
+def test_prepare_reads_each_video_file_once(tmp_path, decodes):
+    from seqvad.objects.prepare import prepare_split
+
+    paths = [write_avi(tmp_path / f"v{i}.avi", moving_block()[i:]) for i in range(2)]
+    config = {"detector": {"name": "motion", "motion": {"warmup": 10}}}
+    videos = [Video.from_file(p) for p in paths]
+    opened = decodes.count
+    store = prepare_split(videos, config, tmp_path / "cubes", workers=1, progress=False)
+    assert store.frame_counts == [FRAMES, FRAMES - 1] and len(store) > 0
+    # boxes and cubes from one read of each file (frame 0 again when reading starts), no counting pass
+    assert decodes.count - opened == FRAMES + (FRAMES - 1)
+    again = decodes.count
+    reused = prepare_split([Video.from_file(p) for p in paths], config, tmp_path / "cubes", workers=1, progress=False)
+    assert len(reused) == len(store) and decodes.count - again == 2  # the check decodes frame 0 only
+
+
+@pytest.mark.parametrize("warmup", [4, 10])  # a span of 12 frames, and one longer than the video
+def test_motion_warm_up_learns_from_the_first_frames(warmup):
+    frames = moving_block()
+    primed = MotionDetector(warmup=warmup)
+    assert primed.warmup_frames == 3 * warmup  # motion.WARMUP_SPAN
+    primed.reset()
+    primed.prime(frames[:primed.warmup_frames])
+    expected = primed.detect(list(frames))
+    got = MotionDetector(warmup=warmup).detect_video(Video.from_array(frames))
+    assert len(got) == FRAMES and all(np.array_equal(a, b) for a, b in zip(got, expected))
+    assert sum(len(b) for b in got) > FRAMES // 2  # the block is found
+
+
+def test_streaming_a_file_decodes_each_frame_once(avi, decodes, monkeypatch, tmp_path):
+    from test_compact import tiny_model
+
+    from seqvad.api import Detector
+    from seqvad.stream import open_source, stream_scores
+
+    monkeypatch.setattr(sources_module.cv2, "VideoCapture", decodes.capture)
+    model = Detector({"detector": {"name": "motion", "motion": {"warmup": 10}},
+                      "model": {"width": 4, "latent": 8, "projection": 8}}, device="cpu")
+    model.model = tiny_model()
+    source = open_source(avi)
+    scored = list(stream_scores(model, source.frames))
+    assert [s.index for s in scored] == list(range(FRAMES))
+    assert decodes.count == FRAMES
+    np.testing.assert_allclose([s.raw for s in scored], model.score(Video.from_file(avi), smoothed=False),
+                               rtol=1e-5, atol=1e-9)  # and the scores are batch scoring's
+
+
+@pytest.mark.parametrize("length", [1, 3, 9, 20])
+def test_cutting_while_reading_equals_cutting_the_whole_video(length):
+    from seqvad.objects.cubes import extract_cubes
+    from seqvad.objects.cutter import cut_stream
+
+    rng = np.random.default_rng(length)
+    frames = rng.integers(0, 256, (length, 40, 56, 3), dtype=np.uint8)
+    boxes = [np.array([[x, 5, x + 20, 30, 0.9, 0]], np.float32) if rng.random() < 0.6 else np.zeros((0, 6), np.float32)
+             for x in rng.integers(0, 30, length)]
+    boxes[0] = boxes[-1] = np.array([[0, 0, 12, 9, 0.5, 2], [30, 20, 56, 40, 0.4, 1]], np.float32)  # the borders
+    expected, expected_index = extract_cubes(Video.from_array(frames), boxes)
+    cubes, index = cut_stream(zip(frames, boxes))
+    np.testing.assert_array_equal(cubes, expected)
+    for name in expected_index:
+        assert index[name].dtype == expected_index[name].dtype
+        np.testing.assert_array_equal(index[name], expected_index[name])
+
+
+def test_labels_are_checked_against_the_container_count_without_decoding(avi, decodes):
+    video = Video.from_file(avi, labels=np.zeros(FRAMES))
+    assert decodes.count == 1  # frame 0, to check the file
+    with pytest.raises(DataError, match=f"{FRAMES + 1} labels for {FRAMES} frames"):
+        Video.from_file(avi, labels=np.zeros(FRAMES + 1))  # a disagreement is counted, then refused
+    assert len(video.labels) == FRAMES
