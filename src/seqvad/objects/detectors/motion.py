@@ -46,7 +46,9 @@ class MotionDetector(Detector):
 
     @classmethod
     def cache_fields(cls, detector_cfg, boxes_file=None) -> dict:
-        return {"motion": detector_cfg.get("motion")}
+        # the warm-up's frames are part of what the boxes depend on: a cache made with the earlier
+        # whole-video warm-up must not pass for one made by this code
+        return {"motion": detector_cfg.get("motion"), "warmup_span": WARMUP_SPAN}
 
     @property
     def warmup_frames(self) -> int:
