@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 import onnx
 import onnxruntime as ort
-from onnx import numpy_helper
+
+from seqvad.objects.detectors.yolox import free_reshape_batch, reshaped_model
 
 ASSET = Path(__file__).resolve().parents[1] / "src" / "seqvad" / "assets" / "yolox_nano.onnx"
 CHECKS = [(416, 416, 1), (576, 384, 1), (224, 160, 2), (832, 576, 1)]  # width, height, batch
@@ -37,13 +38,7 @@ def make_dynamic(data: bytes) -> bytes:
         if name:
             dim.dim_param = name  # setting the name clears the fixed value (a protobuf oneof)
     del model.graph.value_info[:]
-    targets = {node.input[1] for node in model.graph.node if node.op_type == "Reshape"}
-    for init in model.graph.initializer:
-        if init.name in targets:
-            target = numpy_helper.to_array(init).copy()
-            if target.ndim == 1 and target[0] == 1:
-                target[0] = 0
-                init.CopyFrom(numpy_helper.from_array(target, init.name))
+    free_reshape_batch(model)
     for k, dim in enumerate(model.graph.output[0].type.tensor_type.shape.dim):
         dim.dim_param = f"out{k}"
     onnx.checker.check_model(model)
@@ -56,8 +51,6 @@ def outputs(model: bytes, blob: np.ndarray) -> np.ndarray:
 
 
 def main() -> int:
-    from seqvad.objects.detectors.yolox import reshaped_model
-
     original = ASSET.read_bytes()
     shape = ort.InferenceSession(original, providers=["CPUExecutionProvider"]).get_inputs()[0].shape
     if not all(isinstance(d, int) for d in shape):

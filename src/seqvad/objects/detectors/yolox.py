@@ -74,7 +74,6 @@ def reshaped_model(path: str, mtime_ns: int, width: int, height: int, symbolic_b
     data = Path(path).read_bytes()
     try:
         import onnx
-        from onnx import numpy_helper
     except ImportError:
         raise ConfigError(f"{path}: this YOLOX model has a fixed input size; running it at {width}x{height} "
                           "needs the 'onnx' package (pip install 'seqvad[onnx]')") from None
@@ -89,16 +88,24 @@ def reshaped_model(path: str, mtime_ns: int, width: int, height: int, symbolic_b
     inputs[2].dim_value, inputs[3].dim_value = height, width
     if symbolic_batch:
         inputs[0].dim_param = "batch"
-        reshape_targets = {node.input[1] for node in model.graph.node if node.op_type == "Reshape"}
-        for init in model.graph.initializer:
-            if init.name in reshape_targets:
-                target = numpy_helper.to_array(init).copy()
-                if target.ndim == 1 and target[0] == 1:
-                    target[0] = 0
-                    init.CopyFrom(numpy_helper.from_array(target, init.name))
+        free_reshape_batch(model)
     for k, dim in enumerate(model.graph.output[0].type.tensor_type.shape.dim):
         dim.dim_param = f"out{k}"
     return model.SerializeToString()
+
+
+def free_reshape_batch(model) -> None:
+    """Let the graph's Reshapes follow the input's batch: a target shape starting with the export's
+    batch of 1 gets 0 there (ONNX: copy that dimension from the input)."""
+    from onnx import numpy_helper
+
+    targets = {node.input[1] for node in model.graph.node if node.op_type == "Reshape"}
+    for init in model.graph.initializer:
+        if init.name in targets:
+            target = numpy_helper.to_array(init).copy()
+            if target.ndim == 1 and target[0] == 1:
+                target[0] = 0
+                init.CopyFrom(numpy_helper.from_array(target, init.name))
 
 
 def letterbox(frame: np.ndarray, width: int, height: int) -> tuple[np.ndarray, float]:
