@@ -24,7 +24,7 @@ from torch import Tensor, nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from seqvad.errors import ConfigError
-from seqvad.scoring.errors import ENGINES
+from seqvad.config import ENGINES
 ONNX_INPUT, ONNX_OUTPUT = "cubes", "error"
 ONNX_OPSET = 18
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from seqvad.config import ENGINES  # noqa: F401  (scoring.engine, checked with the other scoring settings)
 from seqvad.errors import ConfigError
 
 TERMS = ("pre", "rec", "order", "knn")

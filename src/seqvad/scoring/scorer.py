@@ -29,6 +29,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from seqvad.config import ENGINES
 from seqvad.errors import ConfigError, DataError
 from seqvad.scoring import errors as _errors
 from seqvad.scoring import frames as _frames
@@ -83,8 +84,8 @@ class Scorer:
         if self.error not in _errors.ERROR_KINDS:
             raise ConfigError(f"scoring.error={self.error!r}: choose mse or psnr")
         self.engine = str(cfg["engine"])
-        if self.engine not in _errors.ENGINES:
-            raise ConfigError(f"scoring.engine={self.engine!r}: choose one of {', '.join(_errors.ENGINES)}")
+        if self.engine not in ENGINES:
+            raise ConfigError(f"scoring.engine={self.engine!r}: choose one of {', '.join(ENGINES)}")
         self._fast: tuple | None = None  # (weak reference to the model, its compact.Engine)
         self.weights = _weights(cfg["terms"])
         self.combined = any(w for name, w in self.weights.items() if name != "pre")
