@@ -12,43 +12,15 @@ independent). The runs must share their config apart from ``train.seed``.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 from pathlib import Path
 
 import numpy as np
-from sklearn.metrics import roc_auc_score
 
 from seqvad.atomic import write_json
 from seqvad.config import diff
-
-DRAWS = 2000
-
-
-def read_scores(run_dir: Path) -> tuple[list[str], np.ndarray, dict[str, np.ndarray]]:
-    with open(run_dir / "scores.csv", newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    videos = [row["video"] for row in rows]
-    labels = np.array([int(row["label"]) for row in rows])
-    phases = {key[: -len("_smoothed")]: np.array([float(row[key]) for row in rows])
-              for key in rows[0] if key.endswith("_smoothed")}
-    return videos, labels, phases
-
-
-def bootstrap_mean_auc(videos: list[str], labels: np.ndarray, per_seed: list[np.ndarray],
-                       draws: int = DRAWS, seed: int = 0) -> tuple[float, float]:
-    """95 % percentile interval of the seeds' mean micro AUC, resampling whole videos."""
-    names = sorted(set(videos), key=videos.index)
-    members = {name: np.flatnonzero(np.asarray(videos) == name) for name in names}
-    rng = np.random.default_rng(seed)
-    values = []
-    for _ in range(draws):
-        picked = np.concatenate([members[names[i]] for i in rng.integers(0, len(names), len(names))])
-        y = labels[picked]
-        if 0 < y.sum() < len(y):
-            values.append(np.mean([roc_auc_score(y, scores[picked]) for scores in per_seed]))
-    low, high = np.percentile(values, [2.5, 97.5])
-    return float(low), float(high)
+from seqvad.pipeline import read_scores_csv
+from seqvad.studies.stats import DRAWS, bootstrap_mean_auc
 
 
 def summarise(run_dirs: list[Path]) -> dict:
@@ -58,7 +30,7 @@ def summarise(run_dirs: list[Path]) -> dict:
         other = [line for line in diff(base, m["config"]) if not line.startswith(("train.seed", "data.label_source"))]
         if other:
             raise SystemExit(f"{run}: config differs from {run_dirs[0]} beyond train.seed: {other[:3]}")
-    scores = [read_scores(run) for run in run_dirs]
+    scores = [read_scores_csv(run / "scores.csv") for run in run_dirs]
     videos, labels, _ = scores[0]
     phases = {}
     for phase in scores[0][2]:

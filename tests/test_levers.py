@@ -101,3 +101,18 @@ def test_lever_settings_are_checked(tmp_path):
         Schedule.from_config({"order": "pre,rec", "epochs": 1, "freeze_encoder_steps": -1})
     schedule = Schedule.from_config({"order": "pre,rec,cls", "epochs": 1, "freeze_encoder_steps": [0, 10, 20]})
     assert [p.freeze_encoder_steps for p in schedule.phases] == [0, 10, 20]
+
+
+def test_epoch_fraction_trains_a_fresh_subset_each_epoch(tmp_path):
+    config = tiny_config(epochs=(2, 1, 1))
+    config["train"]["epoch_fraction"] = 0.5
+    trainer = Trainer(config, tiny_cubes(), tmp_path / "run", progress=False)
+    first, second = trainer._epoch_batches(0, 0), trainer._epoch_batches(0, 1)
+    seen_first, seen_second = torch.cat(first), torch.cat(second)
+    assert len(seen_first) == len(seen_second) == 32  # half of the 64 cubes, batch 16: 2 steps
+    assert len(first) == 2 and len(set(seen_first.tolist())) == 32
+    assert set(seen_first.tolist()) != set(seen_second.tolist())  # another random half next epoch
+    for bad in (0, 1.5, "half", True):
+        config["train"]["epoch_fraction"] = bad
+        with pytest.raises(ConfigError, match="epoch_fraction"):
+            Trainer(config, tiny_cubes(), tmp_path / "bad", progress=False)

@@ -70,6 +70,9 @@ DEFAULTS: dict[str, Any] = {
               # the later tasks' gradient on the shared encoder against the first task's:
               # none | project | scale (seqvad.train.combine_gradients)
               "balance": "none", "balance_ratio": 1.0,
+              # each epoch trains on this fraction of the cubes (a fresh random subset per epoch):
+              # a fixed, smaller step budget for many-run studies (seqvad.studies); 1 = full epochs
+              "epoch_fraction": 1.0,
               # also keep the model after every epoch (checkpoints/epochs/), for
               # `seqvad evaluate --every-epoch` (the paper's best-epoch protocol, labelled oracle)
               "keep_epoch_checkpoints": False},

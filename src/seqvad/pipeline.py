@@ -187,15 +187,24 @@ def evaluate(run_dir: Path, device: str = "cpu", progress: bool = True, report: 
                                  "micro_auc_unsmoothed": scoring.micro_auc(labels, raw)}
     checkpoints = phase_checkpoints(run_dir)
     bar = Progress(len(checkpoints), f"evaluate {run_dir.name}", "checkpoint", enabled=progress)
+    unscored: dict[str, str] = {}
     for path in checkpoints:
         started = time.perf_counter()
         model, _, info = load_model(path, map_location=device)
         model.to(device)
-        terms, scores = score_with(scorer, model, train_store, store, context_scores)
+        tasks = info.get("tasks") if isinstance(info, dict) else None
+        phase_scorer = scorer_for_tasks(scorer, config, tasks, device, train_store)
+        if phase_scorer is None:
+            unscored[path.stem] = f"trained {'+'.join(tasks)} only: no prediction or reconstruction error to score by"
+            bar.update(1, item=f"{path.stem} not scored ({unscored[path.stem]})")
+            continue
+        terms, scores = score_with(phase_scorer, model, train_store, store, context_scores)
         raw, smoothed = scorer.frame_scores(scores, store.index, store.frame_counts)
         metrics = scoring.evaluate_scores(labels, smoothed).as_dict()
         metrics["micro_auc_unsmoothed"] = scoring.micro_auc(labels, raw)
-        if not scorer.raw:  # the paper's score alone (raw prediction errors), for comparison
+        if phase_scorer is not scorer:
+            metrics["score"] = "reconstruction error (the phase trains no prediction head)"
+        elif not scorer.raw:  # the paper's score alone (raw prediction errors), for comparison
             _, alone = scorer.frame_scores(terms["pre"], store.index, store.frame_counts)
             metrics["prediction_only"] = scoring.evaluate_scores(labels, alone).as_dict()
         metrics["score_seconds"] = round(time.perf_counter() - started, 2)
@@ -206,6 +215,8 @@ def evaluate(run_dir: Path, device: str = "cpu", progress: bool = True, report: 
         columns[f"{path.stem}_smoothed"] = np.concatenate(smoothed)
         bar.update(1, item=f"{path.stem} micro AUC {metrics['micro_auc']:.4f} ({len(store.cubes)} cubes)")
     bar.close()
+    if unscored:
+        extra["unscored_phases"] = unscored
     if every_epoch:
         extra["oracle_best_epoch"] = oracle_best_epoch(run_dir, store, labels, scorer, context_scores)
     suffix = "" if split == "test" else f"_{split}"
@@ -223,6 +234,23 @@ def evaluate(run_dir: Path, device: str = "cpu", progress: bool = True, report: 
                      {k: np.split(v, np.cumsum(store.frame_counts)[:-1]) for k, v in columns.items()
                       if k.endswith("_smoothed")})
     return result
+
+
+def scorer_for_tasks(scorer, config: dict, tasks, device: str, train_store):
+    """The scorer for a checkpoint that trained ``tasks``: ``scorer`` itself when the prediction
+    head was trained (or the tasks are unknown); the reconstruction error, normalised on training
+    objects, for a phase that trained ``rec`` but not ``pre`` (the learning-order study's
+    Rec-first phases: an untrained prediction head's error means nothing); None when neither
+    head was trained (a Cls-only phase, which the paper also leaves unscored)."""
+    from seqvad import scoring
+    from seqvad.config import deep_merge
+
+    if not tasks or "pre" in tasks:
+        return scorer
+    if "rec" not in tasks:
+        return None
+    by_rec = scoring.Scorer(deep_merge(config.get("scoring") or {}, {"terms": {"pre": 0.0, "rec": 1.0}}), device=device)
+    return by_rec.fit_context(train_store.cubes, train_store.index)
 
 
 def score_with(scorer, model, train_store, store, context_scores: np.ndarray | None):
@@ -307,3 +335,19 @@ def write_scores_csv(path: Path, store, labels: list[np.ndarray], columns: dict[
         writer.writerow(["video", "frame", "label", *columns])
         writer.writerows([names[i], int(frames[i]), int(label_flat[i]), *(f"{v:.6g}" for v in values[i])]
                          for i in range(len(frames)))
+
+
+def read_scores_csv(path: Path) -> tuple[list[str], np.ndarray, dict[str, np.ndarray]]:
+    """A ``scores.csv`` back: the video of each frame, its label, and each phase's smoothed
+    frame scores (``{"phase1": ...}``)."""
+    import csv
+
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    if not rows:
+        raise DataError(f"{path}: no frames")
+    videos = [row["video"] for row in rows]
+    labels = np.array([int(row["label"]) for row in rows])
+    phases = {key[: -len("_smoothed")]: np.array([float(row[key]) for row in rows])
+              for key in rows[0] if key.endswith("_smoothed")}
+    return videos, labels, phases

@@ -66,11 +66,12 @@ def move_aside(run_dir: Path) -> Path:
     for entry in run_dir.iterdir():
         if entry.name != LOCK_NAME:
             entry.rename(target / entry.name)
-    _link_tree(target / "cubes", run_dir / "cubes")
+    link_tree(target / "cubes", run_dir / "cubes")
     return target
 
 
-def _link_tree(source: Path, target: Path) -> None:
+def link_tree(source: Path, target: Path) -> None:
+    """Hard-link every file under ``source`` into ``target`` (cube caches shared between runs)."""
     if not source.is_dir():
         return
     for path in source.rglob("*"):

@@ -343,6 +343,10 @@ class Trainer:
         self.keep_epoch_checkpoints = bool(train_cfg.get("keep_epoch_checkpoints", False))
         self.balance = str(train_cfg.get("balance") or "none")
         self.balance_ratio = float(train_cfg.get("balance_ratio", 1.0))
+        self.epoch_fraction = train_cfg.get("epoch_fraction", 1.0)
+        if isinstance(self.epoch_fraction, bool) or not isinstance(self.epoch_fraction, (int, float)) \
+                or not 0 < self.epoch_fraction <= 1:
+            raise ConfigError(f"train.epoch_fraction: must lie in (0, 1], got {self.epoch_fraction!r}")
         if self.balance not in BALANCE_METHODS:
             raise ConfigError(f"train.balance: {self.balance!r} is not one of {', '.join(BALANCE_METHODS)}")
         if not self.balance_ratio > 0:
@@ -604,6 +608,9 @@ class Trainer:
         if n < world:
             raise DataError(f"{n} cubes cannot be shared among {world} processes")
         order = epoch_permutation(n, self.seed, phase_index, epoch)
+        if self.epoch_fraction < 1.0:  # a shorter epoch: its own random subset of the cubes
+            order = order[: max(world, round(n * self.epoch_fraction))]
+            n = len(order)
         order = order[: n - n % world][self.ddp.rank::world]  # equal shards: same step count per rank
         return split_batches(order, math.ceil(self.batch_size / world))
 

@@ -1,7 +1,7 @@
-"""The ``seqvad`` command line: demo | datasets | prepare | train | evaluate | detect | export | experiment | boxes.
+"""The ``seqvad`` command line: demo | datasets | prepare | train | evaluate | detect | export | experiment | boxes | study.
 
 One module per command (``datasets``, ``prepare``, ``train``, ``evaluate``, ``detect``, ``demo`` and
-``export``, ``experiment``, ``boxes``), the shared options in :mod:`seqvad.cli.options`.  Heavy modules (torch,
+``export``, ``experiment``, ``boxes``, ``study``), the shared options in :mod:`seqvad.cli.options`.  Heavy modules (torch,
 onnxruntime) are imported inside the commands so that ``--help`` is instant.  Every
 :class:`~seqvad.errors.SeqvadError`, and any file-system error (a read-only folder, a full disk),
 becomes one line on stderr and exit 2.
@@ -21,6 +21,7 @@ from seqvad.cli.experiment import add_demo, add_experiment
 from seqvad.cli.export import add_export
 from seqvad.cli.options import apply_overrides, config_from_args  # noqa: F401  (public)
 from seqvad.cli.prepare import add_prepare
+from seqvad.cli.study import add_study
 from seqvad.cli.train import add_train
 from seqvad.errors import SeqvadError
 
@@ -41,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_export(sub)
     add_experiment(sub)
     add_boxes(sub)
+    add_study(sub)
     return parser
 
 
