@@ -141,6 +141,10 @@ def claim(run_dir: Path, config: Mapping[str, Any], command: str, fresh: bool = 
         yield Claim(moved, moved is None and any((run_dir / "checkpoints").rglob("*.pt")))
 
 
+class RunFolderInUse(ConfigError):
+    """Another live process holds the run folder's lock."""
+
+
 class RunLock:
     """``RUN/.seqvad.lock``: the process writing the run folder. A lock left by a process that is
     gone (killed) is taken over; one held by a live process is refused."""
@@ -168,7 +172,7 @@ class RunLock:
             except FileExistsError:
                 owner = self.owner()
                 if owner is not None and _alive(owner):
-                    raise ConfigError(
+                    raise RunFolderInUse(
                         f"{self.path.parent} is in use by `seqvad {owner.get('command', '?')}` (process "
                         f"{owner.get('pid')}, started {owner.get('started', '?')}); wait for it to finish or "
                         "use another --out") from None

@@ -24,8 +24,10 @@ from seqvad.atomic import write_json
 from seqvad.config import deep_merge, load_config
 from seqvad.errors import ConfigError, DataError
 from seqvad.provenance import command_line
-from seqvad.runfolder import claim, link_tree
+from seqvad.runfolder import RunFolderInUse, claim, link_tree
 from seqvad.studies.plan import BUDGET, BUDGET_TEXT, Study, Variant
+
+WAIT_FOR_PREPARE_SECONDS = 3600  # the first detection of a dataset can take this long on 2 cores
 
 
 def run_path(out_dir: Path, study: Study, variant: Variant, seed: int) -> Path:
@@ -58,13 +60,18 @@ def plan_jobs(study: Study, seeds: Sequence[int], shard: tuple[int, int] = (0, 1
 def prepare_once(config: dict, work_dir: Path, workers: int | None, progress: bool) -> Path:
     """Detect and cut the cubes of both splits once, in ``WORK/prepared``."""
     prepared = Path(work_dir) / "prepared"
-    with claim(prepared, config, "prepare", continue_run=True):
-        train_videos, test_videos, label_source = pipeline.load_videos(config)
-        config.setdefault("data", {})["label_source"] = label_source
-        pipeline.prepare(config, prepared, {"train": train_videos, "test": test_videos}, workers=workers,
-                         progress=progress)
-        pipeline.save_labels(prepared, test_videos)
-    return prepared
+    for _ in range(WAIT_FOR_PREPARE_SECONDS // 5):
+        try:
+            with claim(prepared, config, "prepare", continue_run=True):
+                train_videos, test_videos, label_source = pipeline.load_videos(config)
+                config.setdefault("data", {})["label_source"] = label_source
+                pipeline.prepare(config, prepared, {"train": train_videos, "test": test_videos}, workers=workers,
+                                 progress=progress)
+                pipeline.save_labels(prepared, test_videos)
+            return prepared
+        except RunFolderInUse:  # another shard is preparing (or checking) the same cubes: wait for it
+            time.sleep(5)
+    raise RunFolderInUse(f"{prepared}: still in use after {WAIT_FOR_PREPARE_SECONDS} s")
 
 
 def run_study(study: Study, base: str, root: str | None, out_dir: Path, work_dir: Path,
