@@ -11,10 +11,23 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
-from sklearn.metrics import roc_auc_score
+from scipy.stats import rankdata
 
 DRAWS = 2000
 LEVEL = 95
+
+
+def auc(labels: np.ndarray, scores: np.ndarray) -> float:
+    """Area under the ROC curve as the Mann-Whitney statistic (ties share their mean rank): equal
+    to sklearn's ``roc_auc_score`` and about 10x faster on a few thousand frames, which matters
+    for thousands of bootstrap draws."""
+    labels = np.asarray(labels).astype(bool)
+    positives = int(labels.sum())
+    negatives = len(labels) - positives
+    if not positives or not negatives:
+        raise ValueError("AUC needs both normal and abnormal frames")
+    ranks = rankdata(scores)
+    return float((ranks[labels].sum() - positives * (positives + 1) / 2) / (positives * negatives))
 
 
 def video_members(videos: Sequence[str]) -> list[np.ndarray]:
@@ -40,7 +53,7 @@ def bootstrap_mean_auc(videos: Sequence[str], labels: np.ndarray, per_seed: Sequ
         picked = np.concatenate([members[i] for i in rng.integers(0, len(members), len(members))])
         y = labels[picked]
         if 0 < y.sum() < len(y):  # a draw of only normal (or only abnormal) videos has no AUC
-            values.append(np.mean([roc_auc_score(y, scores[picked]) for scores in per_seed]))
+            values.append(np.mean([auc(y, scores[picked]) for scores in per_seed]))
     return _interval(values)
 
 
@@ -61,7 +74,7 @@ def paired_comparison(videos: Sequence[str], labels: np.ndarray, arm_a: Sequence
     if len(arm_a) != len(arm_b) or not len(arm_a):
         raise ValueError(f"paired comparison needs the same seeds in both arms, got {len(arm_a)} and {len(arm_b)}")
     labels = np.asarray(labels)
-    per_seed = [roc_auc_score(labels, a) - roc_auc_score(labels, b) for a, b in zip(arm_a, arm_b)]
+    per_seed = [auc(labels, a) - auc(labels, b) for a, b in zip(arm_a, arm_b)]
     members = video_members(videos)
     rng = np.random.default_rng(seed)
     values = []
@@ -70,7 +83,7 @@ def paired_comparison(videos: Sequence[str], labels: np.ndarray, arm_a: Sequence
         seeds = rng.integers(0, len(arm_a), len(arm_a))
         y = labels[picked]
         if 0 < y.sum() < len(y):
-            values.append(np.mean([roc_auc_score(y, arm_a[k][picked]) - roc_auc_score(y, arm_b[k][picked])
+            values.append(np.mean([auc(y, arm_a[k][picked]) - auc(y, arm_b[k][picked])
                                    for k in seeds]))
     low, high = _interval(values)
     return {"difference_per_seed": [float(d) for d in per_seed], "difference_mean": float(np.mean(per_seed)),
