@@ -171,3 +171,38 @@ def test_vectorised_on_a_ped2_sized_input():
                          rng.random(n_boxes))
     assert time.perf_counter() - started < 5.0
     assert 0.0 < m["rbdc"] < 1.0 and m["regions"] == n_regions and m["tracks"] == n_regions
+
+
+# -- wiring into evaluate ---------------------------------------------------------------------
+
+class FakeStore:
+    """What evaluate reads of a cube store: video names, frame counts and the box index."""
+
+    def __init__(self, videos, frame_counts, index):
+        self.videos, self.frame_counts, self.index = videos, frame_counts, index
+
+
+def test_evaluate_wiring_on_the_quick_synthetic_scene(tmp_path):
+    from seqvad.config import load_config
+    from seqvad.pipeline import load_videos, region_scores, region_truth
+
+    config = load_config("demo_quick")
+    _, test, _ = load_videos(config)
+    names, counts = [v.name for v in test], [len(v) for v in test]
+    truth = region_truth(config, FakeStore(names, counts, {}))
+    assert truth is not None and truth.regions > 0 and truth.num_frames == sum(counts)
+    # boxes on exactly the abnormal regions score 1, plus lower-scored boxes elsewhere
+    far = np.tile([[0.0, 0.0, 1.0, 1.0]], (truth.regions, 1))
+    boxes = np.vstack([truth.boxes, far])
+    index = {"video": np.concatenate([truth.video, truth.video]), "frame": np.concatenate([truth.frame, truth.frame]),
+             **{k: boxes[:, i] for i, k in enumerate(("x1", "y1", "x2", "y2"))}}
+    scores = np.concatenate([np.ones(truth.regions), np.zeros(truth.regions)])
+    assert region_scores(truth, FakeStore(names, counts, index), scores) == {"rbdc": 1.0, "tbdc": 1.0}
+    # scores reversed: every region is found only after one false positive per region
+    late = 1 - truth.regions / truth.num_frames
+    assert region_scores(truth, FakeStore(names, counts, index), 1 - scores) == {"rbdc": pytest.approx(late),
+                                                                                 "tbdc": pytest.approx(late)}
+    # no masks to read (a dataset root that is not there, or videos the dataset lacks): no metrics
+    missing = {**config, "data": {"dataset": "ped2", "root": str(tmp_path / "absent")}}
+    assert region_truth(missing, FakeStore(names, counts, {})) is None
+    assert region_truth(config, FakeStore(["not-a-video"], [5], {})) is None
