@@ -34,7 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dataset", default="ped2")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", help="summary JSON (default: print only)")
+    parser.add_argument("--note", default="", help="where the model and cubes came from, kept in the summary")
     args = parser.parse_args(argv)
+    args.command = " ".join(["python benchmarks/region_metrics.py", *(sys.argv[1:] if argv is None else argv)])
     try:
         result = measure(args)
     except DataError as exc:
@@ -56,7 +58,7 @@ def measure(args) -> dict:
     from seqvad.data.datasets import load_dataset
     from seqvad.objects.cubes import CubeStore
     from seqvad.pipeline import score_with
-    from seqvad.provenance import command_line, git_commit, machine
+    from seqvad.provenance import git_commit, machine
     from seqvad.scoring.regions import region_metrics, truth_from_masks
 
     model, config, info = load_model(args.model, map_location=args.device)
@@ -96,7 +98,7 @@ def measure(args) -> dict:
                "micro_auc_unsmoothed": scoring.micro_auc(labels, raw),
                "rbdc": found["rbdc"], "tbdc": found["tbdc"],
                "max_rbdr": found["max_rbdr"], "max_tbdr": found["max_tbdr"]}
-    return {"command": command_line(), "git_commit": git_commit(), "machine": machine(),
+    return {"command": args.command, "note": args.note, "git_commit": git_commit(), "machine": machine(),
             "model": str(args.model), "phase": info.get("phase"), "tasks": info.get("tasks"),
             "cubes": str(args.cubes), "cache_key": store.manifest.get("cache_key"),
             "root": str(args.root), "dataset": args.dataset, "label_source": dataset.label_source,
