@@ -26,6 +26,10 @@ def test_demo_quick_end_to_end(tmp_path, capsys):
     assert "prediction error alone" in printed and "motion context alone" in printed
     for m in [p["prediction_only"] for p in metrics["phases"].values()] + [metrics["context_only"]]:
         assert 0.0 <= m["micro_auc"] <= 1.0
+    # the scene has pixel masks, so the region-level criteria come beside the frame AUC
+    assert metrics["region_truth"]["regions"] > 0 and metrics["region_truth"]["tracks"] > 0
+    for phase in metrics["phases"].values():
+        assert 0.0 <= phase["rbdc"] <= 1.0 and 0.0 <= phase["tbdc"] <= 1.0
     assert metrics["command"] and metrics["git_commit"] and metrics["machine"]["cpu_count"]
     # scores.csv: one row per test frame, labels and one raw/smoothed column pair per phase
     rows = (out / "scores.csv").read_text().splitlines()

@@ -181,6 +181,11 @@ def evaluate(run_dir: Path, device: str = "cpu", progress: bool = True, report: 
     scorer = scoring.Scorer(config.get("scoring"), device=device).fit_context(train_store.cubes, train_store.index)
     context_scores = scorer.context_scores(store.cubes, store.index)  # the same for every phase
     extra: dict[str, Any] = {}
+    truth = region_truth(config, store) if split == "test" else None
+    if truth is not None:
+        extra["region_truth"] = {"regions": truth.regions, "tracks": truth.tracks,
+                                 "rule": "regions: 8-connected mask components (boxes); tracks: "
+                                         "overlapping boxes of consecutive frames linked one to one"}
     if context_scores is not None:  # the context score alone
         raw, smoothed = scorer.frame_scores(context_scores, store.index, store.frame_counts)
         extra["context_only"] = {**scoring.evaluate_scores(labels, smoothed).as_dict(),
@@ -207,6 +212,8 @@ def evaluate(run_dir: Path, device: str = "cpu", progress: bool = True, report: 
         elif not scorer.raw:  # the paper's score alone (raw prediction errors), for comparison
             _, alone = scorer.frame_scores(terms["pre"], store.index, store.frame_counts)
             metrics["prediction_only"] = scoring.evaluate_scores(labels, alone).as_dict()
+        if truth is not None:
+            metrics.update(region_scores(truth, store, scores))
         metrics["score_seconds"] = round(time.perf_counter() - started, 2)
         metrics["checkpoint"] = path.name
         metrics["tasks"] = info.get("tasks") if isinstance(info, dict) else None
@@ -251,6 +258,35 @@ def scorer_for_tasks(scorer, config: dict, tasks, device: str, train_store):
         return None
     by_rec = scoring.Scorer(deep_merge(config.get("scoring") or {}, {"terms": {"pre": 0.0, "rec": 1.0}}), device=device)
     return by_rec.fit_context(train_store.cubes, train_store.index)
+
+
+def region_truth(config: dict, store):
+    """Ground-truth regions and tracks of ``store``'s videos from the dataset's pixel masks, or
+    None where there are none to read (ShanghaiTech, own footage, a data root no longer there),
+    so that region metrics are an extra that never stops an evaluation."""
+    from seqvad.errors import SeqvadError
+    from seqvad.scoring.regions import truth_from_masks
+
+    try:
+        _, test, _ = load_videos(with_resolved_root(config))
+    except (SeqvadError, OSError):
+        return None
+    by_name = {video.name: video for video in test}
+    videos = [by_name.get(name) for name in store.videos]
+    if not videos or any(v is None or v.mask_fn is None for v in videos):
+        return None
+    truth = truth_from_masks(zip(store.frame_counts, (v.mask for v in videos)))
+    return truth if truth.regions else None
+
+
+def region_scores(truth, store, scores: np.ndarray) -> dict[str, float]:
+    """RBDC and TBDC of the per-object ``scores`` on the boxes of ``store``'s index."""
+    from seqvad.scoring.regions import region_metrics
+
+    index = store.index
+    boxes = np.stack([index["x1"], index["y1"], index["x2"], index["y2"]], axis=1)
+    found = region_metrics(truth, index["video"], index["frame"], boxes, scores)
+    return {"rbdc": found["rbdc"], "tbdc": found["tbdc"]}
 
 
 def score_with(scorer, model, train_store, store, context_scores: np.ndarray | None):

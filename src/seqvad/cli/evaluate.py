@@ -65,3 +65,7 @@ def print_phase_table(result: dict) -> None:
         for name, m in result["phases"].items():
             row(f"  {name}", m["prediction_only"])
         row("motion context alone", result["context_only"])
+    if "region_truth" in result:  # the test videos have pixel masks
+        truth = result["region_truth"]
+        print(f"region level ({truth['regions']} mask regions, {truth['tracks']} tracks): "
+              + ", ".join(f"{name} RBDC {m['rbdc']:.4f} TBDC {m['tbdc']:.4f}" for name, m in result["phases"].items()))

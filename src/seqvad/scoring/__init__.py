@@ -6,7 +6,8 @@
 * ``scorer``: the fitted :class:`Scorer` (statistics, optional terms, context, threshold),
   saved with the model and used by ``seqvad evaluate``, the API and streaming alike;
 * ``frames``: max per frame and median smoothing, batch and streaming;
-* ``metrics``: micro / macro AUC, equal error rate, ROC points.
+* ``metrics``: micro / macro AUC, equal error rate, ROC points;
+* ``regions``: region- and track-based detection criteria (RBDC, TBDC) against pixel masks.
 """
 
 from seqvad.scoring.errors import TERMS, from_unit_range, object_errors, object_terms, to_unit_range

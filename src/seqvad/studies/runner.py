@@ -119,7 +119,7 @@ def run_record(study: Study, variant: Variant, seed: int, base: str, overrides: 
                result: dict, seconds: float) -> dict:
     """The JSON of one finished run: its settings, per-phase metrics and frame scores."""
     _, _, scores = pipeline.read_scores_csv(run_dir / "scores.csv")
-    phases = {name: {key: phase.get(key) for key in ("micro_auc", "macro_auc", "eer", "tasks", "score")
+    phases = {name: {key: phase.get(key) for key in ("micro_auc", "macro_auc", "eer", "rbdc", "tbdc", "tasks", "score")
                      if phase.get(key) is not None}
               for name, phase in result["phases"].items()}
     return {"study": study.name, "variant": variant.name, "label": variant.label, "seed": int(seed),
