@@ -212,8 +212,8 @@ def plot_orders(rows: Rows, path: Path) -> Path | None:
     if simultaneous:
         drawn = True
         ax.errorbar([k for k, _ in simultaneous], [100 * s["mean"] for _, s in simultaneous],
-                    yerr=[100 * s["std"] for _, s in simultaneous], color="tab:blue", ls=":", marker="s", lw=2,
-                    capsize=3, label="simultaneous Pre(+Rec)(+Cls), 3:2:1")
+                    yerr=[100 * s["std"] for _, s in simultaneous], color="black", ls=":", marker="s", lw=2,
+                    capsize=3, label="simultaneous: Pre, Pre+Rec 2:1, Pre+Rec+Cls 3:2:1")
     if not drawn:
         plt.close(fig)
         return None
