@@ -37,6 +37,8 @@ DEFAULTS: dict[str, Any] = {
             # 25 / 37 / 44 CPU-ms per network frame; stride 2 costs 0.001 recall and halves that
             "input_size": [576, 384],
             "stride": 2,
+            "carry": "copy",  # PROVISIONAL
+            "gate": 0.0,  # PROVISIONAL
             "score_threshold": 0.25,
             "nms_iou": 0.45,
             "classes": ["person", "bicycle", "car", "motorcycle", "bus", "truck", "skateboard"],

@@ -13,6 +13,7 @@ import numpy as np
 from seqvad.errors import ConfigError, DataError
 from seqvad.objects.detectors.base import Detector, default_threads, file_sha256, register
 from seqvad.objects.detectors.boxes import empty_boxes, finalize_boxes
+from seqvad.objects.detectors.keyframes import BoxCarrier, KeyframeSchedule
 
 # yolox settings that change speed, not boxes: left out of the cache key
 SPEED_ONLY_KEYS = ("batch", "threads")
@@ -155,7 +156,8 @@ class YoloxDetector(Detector):
     def __init__(self, model_path: str | os.PathLike | None = None, input_size: Sequence[int] = DEFAULT_INPUT_SIZE,
                  score_threshold: float = 0.25, nms_iou: float = 0.45,
                  classes: Sequence[str] | None = ("person",), min_area: float = 0.0,
-                 batch: int = 1, threads: int | None = None, stride: int = 1):
+                 batch: int = 1, threads: int | None = None, stride: int = 1, carry: str = "copy",
+                 gate: float = 0.0):
         import onnxruntime as ort
 
         self.model_path = Path(model_path) if model_path else bundled_model_path()
@@ -172,6 +174,10 @@ class YoloxDetector(Detector):
         self.batch, self.stride = max(1, int(batch)), int(stride)
         if self.stride < 1:
             raise ConfigError(f"detector.yolox.stride: {stride!r} must be a positive integer")
+        # carried boxes moved by motion blobs, and the motion-gated keyframes, need the motion
+        # detector's blobs and masks: ``yolox+motion`` applies them; ``yolox`` alone copies
+        KeyframeSchedule(self.stride, gate), BoxCarrier(carry)  # checks the values
+        self.carry, self.gate = carry, float(gate)
         self.chunk = self.batch * self.stride  # one full network batch of keyframes per call
         self.group_multiple = self.chunk  # streaming keeps the calls aligned: the same boxes as batch
         self.reset()
@@ -213,7 +219,7 @@ class YoloxDetector(Detector):
 
     def detect(self, frames: Sequence[np.ndarray]) -> list[np.ndarray]:
         keys = [i for i in range(len(frames)) if (self._seen + i) % self.stride == 0]
-        found = dict(zip(keys, self._run([frames[i] for i in keys])))
+        found = dict(zip(keys, self.run_network([frames[i] for i in keys])))
         out: list[np.ndarray] = []
         for i in range(len(frames)):
             self._last = found.get(i, self._last)
@@ -221,7 +227,7 @@ class YoloxDetector(Detector):
         self._seen += len(frames)
         return out
 
-    def _run(self, frames: Sequence[np.ndarray]) -> list[np.ndarray]:
+    def run_network(self, frames: Sequence[np.ndarray]) -> list[np.ndarray]:
         """The network's boxes of every frame given."""
         out: list[np.ndarray] = []
         for start in range(0, len(frames), self.batch):
@@ -260,4 +266,5 @@ def build_yolox(cfg: Mapping[str, Any], threads: int | None = None) -> YoloxDete
                          score_threshold=cfg.get("score_threshold", 0.25), nms_iou=cfg.get("nms_iou", 0.45),
                          classes=cfg.get("classes"), min_area=cfg.get("min_area", 0),
                          batch=cfg.get("batch", 1), threads=threads if threads else cfg.get("threads"),
-                         stride=cfg.get("stride", DEFAULT_STRIDE))
+                         stride=cfg.get("stride", DEFAULT_STRIDE), carry=cfg.get("carry", "copy"),
+                         gate=cfg.get("gate", 0.0))
