@@ -37,14 +37,15 @@ class SquareNetwork(YoloxDetector):
 
 
 def square_video(frames: int = 24, step: int = 3, size: int = 12, height: int = 72, width: int = 160):
-    """A dark noisy background with a bright textured square moving ``step`` px right per frame (its
-    texture moves with it); its true boxes."""
+    """A dark textured still background with a bright textured square moving ``step`` px right per
+    frame (its texture moves with it); its true boxes."""
     rng = np.random.default_rng(0)
     cells = np.where(rng.random((size // 4, size // 4, 1)) < 0.5, 150, 255).astype(np.uint8)
     skin = np.repeat(np.repeat(cells, 4, axis=0), 4, axis=1)  # 4 x 4 px cells
+    background = rng.integers(20, 40, (height, width, 3), dtype=np.uint8)
     out, truth = [], []
     for t in range(frames):
-        frame = rng.integers(20, 40, (height, width, 3), dtype=np.uint8)
+        frame = background.copy()
         x = 8 + step * t
         frame[30:30 + size, x:x + size] = skin
         out.append(frame)
@@ -52,10 +53,11 @@ def square_video(frames: int = 24, step: int = 3, size: int = 12, height: int = 
     return out, truth
 
 
-def combined(stride, carry="copy", gate=0.0):
+def combined(stride, carry="copy", gate=0.0, motion="knn"):
     network = SquareNetwork(stride, carry, gate)
-    return CombinedDetector(network, MotionDetector(method="diff", var_threshold=60, min_area=20, kernel=1,
-                                                    close_kernel=5, warmup=0), merge_iou=0.3), network
+    blobs = (MotionDetector(method="knn", history=50, var_threshold=200, min_area=20, warmup=0) if motion == "knn"
+             else MotionDetector(method="diff", var_threshold=60, min_area=20, kernel=1, close_kernel=5, warmup=0))
+    return CombinedDetector(network, blobs, merge_iou=0.3), network
 
 
 def network_boxes(detector, frames, groups):
@@ -86,14 +88,12 @@ def test_motion_carry_follows_the_moving_square():
     tracked = network_boxes(combined(stride=6, carry="motion")[0], frames, [24])
     for t in range(24):
         assert len(tracked[t]) == 1
-        if t % 6 and t > 6:  # frame 0 has no motion blob (differencing): frames 1-5 lag a step
-            # copied: 3 px behind per frame since the keyframe; tracked: on the square (frame
-            # differencing's blob of a moving textured square spans its old and new place, its
-            # centre moves by the square's step)
-            assert box_iou(tracked[t], truth[t][None])[0, 0] > 0.9
-            assert box_iou(copied[t], truth[t][None])[0, 0] < box_iou(tracked[t], truth[t][None])[0, 0]
-        elif t % 6 == 0:
+        on_tracked, on_copied = (box_iou(b, truth[t][None])[0, 0] for b in (tracked[t], copied[t]))
+        assert on_tracked >= on_copied  # a blob not followed (KNN's early ghost, t < 8) leaves the box put
+        if t % 6 == 0:
             np.testing.assert_array_equal(tracked[t], copied[t])
+        elif t > 12:  # once the background model has forgotten the start: the blob is the square
+            assert on_tracked > 0.9 > on_copied + 0.1
     # grouping does not matter
     for t, boxes in enumerate(network_boxes(combined(stride=6, carry="motion")[0], frames, [5, 1, 11, 7])):
         np.testing.assert_array_equal(boxes, tracked[t])
@@ -102,23 +102,26 @@ def test_motion_carry_follows_the_moving_square():
 def test_moved_by_blobs_keeps_boxes_without_a_blob():
     boxes = np.array([[10, 10, 20, 30, 0.9, 0], [100, 100, 110, 120, 0.9, 0]], np.float32)
     before = np.array([[9, 9, 21, 31, 1, -1]], np.float32)
-    after = before + np.array([4, -2, 4, -2, 0, 0], np.float32)
+    after = before + np.array([2, -1, 2, -1, 0, 0], np.float32)
     moved = moved_by_blobs(boxes, before, after)
-    np.testing.assert_array_equal(moved[0, :4], [14, 8, 24, 28])
+    np.testing.assert_array_equal(moved[0, :4], [12, 9, 22, 29])
     np.testing.assert_array_equal(moved[1], boxes[1])  # no blob under it
     np.testing.assert_array_equal(moved_by_blobs(boxes, before, after[:0]), boxes)
+    grown = after.copy()
+    grown[0, 2] += 10  # merged with a neighbour's blob: its centre says nothing about this box
+    np.testing.assert_array_equal(moved_by_blobs(boxes, before, grown), boxes)
 
 
 def test_gating_skips_the_network_when_nothing_moves():
     still = [square_video(frames=1)[0][0]] * 30
-    detector, network = combined(stride=100, gate=0.2)
+    detector, network = combined(stride=100, gate=0.2, motion="diff")
     detector.detect_video(still)
     assert network.runs == 1  # frame 0 only: the mask never changes
     moving, _ = square_video(frames=30)
-    detector, network = combined(stride=100, gate=0.9)
+    detector, network = combined(stride=100, gate=0.9, motion="diff")
     detector.detect_video(moving)
     assert 1 < network.runs < 30  # the square moves on: the network runs again, not on every frame
-    detector, network = combined(stride=5, gate=0.99)
+    detector, network = combined(stride=5, gate=0.99, motion="diff")
     detector.detect_video(still)
     assert network.runs == 6  # the max stride still applies
 

@@ -10,6 +10,7 @@ from typing import Any, Mapping, Sequence
 import cv2
 import numpy as np
 
+from seqvad.config import DEFAULTS
 from seqvad.errors import ConfigError, DataError
 from seqvad.objects.detectors.base import Detector, default_threads, file_sha256, register
 from seqvad.objects.detectors.boxes import empty_boxes, finalize_boxes
@@ -33,16 +34,11 @@ COCO_CLASSES = (
 
 
 
-# Default YOLOX input [width, height] and keyframe stride, chosen on the Ped2 TRAINING split only
-# (`benchmarks/detect.py --size-sweep`, results/detect_ped2.json "input_size_selection"): recall
-# of ped2_bboxes_train.npy at IoU 0.3, yolox+motion, and CPU ms per network frame on one core:
-#   416x288 0.865 22.5 | 480x320 0.891 24.6 | 544x384 0.928 35.8 | 576x384 0.930 37.0
-#   640x416 0.942 44.2 | 832x576 0.980 79.8
-# With stride 2 (recall -0.001) the network's cost per video frame halves: 576x384 is the
-# largest input whose whole yolox+motion pipeline keeps >= 60 frames/s on 2 cores with a
-# margin (640x416 would leave < 10%); it is exactly 1.6x a 360x240 frame (no padding).
-DEFAULT_INPUT_SIZE = (576, 384)
-DEFAULT_STRIDE = 2
+# Default YOLOX input [width, height], keyframe stride, carry mode and motion gate: written once, in
+# seqvad.config.DEFAULTS (with the evidence, results/detect_ped2.json "keyframe_selection").
+_DEFAULTS = DEFAULTS["detector"]["yolox"]
+DEFAULT_INPUT_SIZE = tuple(_DEFAULTS["input_size"])
+DEFAULT_STRIDE = int(_DEFAULTS["stride"])
 
 
 def bundled_model_path() -> Path:
@@ -136,6 +132,11 @@ class YoloxDetector(Detector):
     training split, recall of the reference boxes at IoU 0.3 moved by -0.001 at k=2 (copying
     beat extrapolating each box with its velocity from the last two keyframes: -0.003).
     The result does not depend on how frames are grouped into ``detect`` calls.
+
+    ``carry`` (``copy`` | ``motion``) and ``gate`` are checked here and applied by
+    ``yolox+motion`` (:class:`~seqvad.objects.detectors.combined.CombinedDetector`), which has the
+    motion blobs and masks they need: see :mod:`~seqvad.objects.detectors.keyframes`.  ``yolox``
+    alone copies its keyframes' boxes at the fixed stride.
     """
 
     name = "yolox"
@@ -266,5 +267,5 @@ def build_yolox(cfg: Mapping[str, Any], threads: int | None = None) -> YoloxDete
                          score_threshold=cfg.get("score_threshold", 0.25), nms_iou=cfg.get("nms_iou", 0.45),
                          classes=cfg.get("classes"), min_area=cfg.get("min_area", 0),
                          batch=cfg.get("batch", 1), threads=threads if threads else cfg.get("threads"),
-                         stride=cfg.get("stride", DEFAULT_STRIDE), carry=cfg.get("carry", "copy"),
-                         gate=cfg.get("gate", 0.0))
+                         stride=cfg.get("stride", DEFAULT_STRIDE), carry=cfg.get("carry", _DEFAULTS["carry"]),
+                         gate=cfg.get("gate", _DEFAULTS["gate"]))
