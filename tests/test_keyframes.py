@@ -3,6 +3,8 @@ motion-gated keyframes, and their config keys."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -150,3 +152,21 @@ def test_default_config_validates_and_builds_the_keyframe_settings():
         build_detector({"name": "yolox", "yolox": {"input_size": [128, 96], "gate": 2}})
     built = build_detector({**cfg, "name": "yolox+motion", "yolox": {**cfg["yolox"], "input_size": [128, 96]}})
     assert built.schedule.stride == cfg["yolox"]["stride"] and built.carrier.carry == cfg["yolox"]["carry"]
+
+
+def test_a_model_file_from_before_keeps_its_copied_keyframes(tmp_path):
+    """A model trained on boxes copied between keyframes gets those boxes again, whatever today's
+    defaults say (its stored config predates ``carry`` and ``gate``)."""
+    from seqvad.api import Detector, stored_detector_settings
+
+    old = load_config("ped2")
+    for key in ("carry", "gate"):
+        del old["detector"]["yolox"][key]
+    old["detector"]["yolox"]["stride"] = 2
+    cfg = Detector(stored_detector_settings(old)).config["detector"]["yolox"]
+    assert (cfg["carry"], cfg["gate"], cfg["stride"]) == ("copy", 0.0, 2)
+    new = load_config("ped2")
+    assert stored_detector_settings(new) is new  # a file that names them keeps them
+    shipped = Path(__file__).resolve().parents[1] / "results" / "ped2" / "model.pt"
+    if shipped.is_file():
+        assert Detector.load(shipped, device="cpu").config["detector"]["yolox"]["carry"] == "copy"
