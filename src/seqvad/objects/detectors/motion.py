@@ -117,7 +117,11 @@ class MotionDetector(Detector):
         return ((cv2.absdiff(gray, previous) > self.var_threshold) * 255).astype(np.uint8)
 
     def detect(self, frames: Sequence[np.ndarray]) -> list[np.ndarray]:
-        out = []
+        return self.detect_masks(frames)[0]
+
+    def detect_masks(self, frames: Sequence[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """The boxes of every frame and its foreground mask (boolean, after the morphology)."""
+        out, masks = [], []
         for frame in frames:
             mask = self._foreground(self._gray(frame))
             mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, self.open_kernel)
@@ -126,7 +130,8 @@ class MotionDetector(Detector):
             stats = stats[1:]  # component 0 is the background
             xyxy = np.hstack([stats[:, :2], stats[:, :2] + stats[:, 2:4]]).astype(np.float32)
             out.append(finalize_boxes(xyxy, frame.shape[0], frame.shape[1], self.min_area))
-        return out
+            masks.append(mask > 0)
+        return out, masks
 
 
 def build_motion(cfg: Mapping[str, Any]) -> MotionDetector:
