@@ -174,6 +174,9 @@ def main() -> int:
     parser.add_argument("--video", default="01", help="Ped2 test video (default 01)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", default=str(REPO / "results" / "detect_speed.json"))
+    parser.add_argument("--set", action="append", default=[], metavar="detector.KEY=VALUE",
+                        help="change a detector setting for this measurement, e.g. detector.yolox.stride=4 "
+                             "(value parsed as YAML; repeatable)")
     args = parser.parse_args()
     folder = DATA / "ped2" / "testing" / "frames" / args.video
     if not folder.is_dir():
@@ -185,6 +188,18 @@ def main() -> int:
 
     torch.set_num_threads(1)  # `seqvad detect`'s default: the second core runs detection
     model, label = speed_model(Path(args.run))
+    if args.set:
+        import yaml
+
+        from seqvad.config import set_dotted
+        from seqvad.config_check import validate
+
+        for item in args.set:
+            key, _, value = item.partition("=")
+            if not key.startswith("detector."):
+                parser.error(f"--set {item}: only detector.* settings")
+            set_dotted(model.config, key, yaml.safe_load(value))
+        validate(model.config, source="--set")
     result = {"command": " ".join(["python benchmarks/detect_speed.py", *sys.argv[1:]]),
               "git_commit": git_commit(), "machine": machine(), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
               "input": f"ped2/testing/frames/{args.video}", "model": label, "model_config": model.config["model"],

@@ -8,6 +8,7 @@ from conftest import write_avi
 from seqvad.data import videos as videos_module
 from seqvad.data.videos import Video
 from seqvad.errors import DataError
+from seqvad.objects.detectors import motion as motion_module
 from seqvad.objects.detectors.motion import MotionDetector
 from seqvad.stream import sources as sources_module
 
@@ -84,11 +85,11 @@ def test_prepare_reads_each_video_file_once(tmp_path, decodes):
     assert len(reused) == len(store) and decodes.count - again == 2  # the check decodes frame 0 only
 
 
-@pytest.mark.parametrize("warmup", [4, 10])  # a span of 12 frames, and one longer than the video
+@pytest.mark.parametrize("warmup", [4, 10])  # a span of 20 frames, and one longer than the video
 def test_motion_warm_up_learns_from_the_first_frames(warmup):
     frames = moving_block()
     primed = MotionDetector(warmup=warmup)
-    assert primed.warmup_frames == 3 * warmup  # motion.WARMUP_SPAN
+    assert primed.warmup_frames == motion_module.WARMUP_SPAN * warmup
     primed.reset()
     primed.prime(frames[:primed.warmup_frames])
     expected = primed.detect(list(frames))
@@ -139,3 +140,21 @@ def test_labels_are_checked_against_the_container_count_without_decoding(avi, de
     with pytest.raises(DataError, match=f"{FRAMES + 1} labels for {FRAMES} frames"):
         Video.from_file(avi, labels=np.zeros(FRAMES + 1))  # a disagreement is counted, then refused
     assert len(video.labels) == FRAMES
+
+
+def test_an_object_standing_through_the_first_seconds_leaves_no_ghost():
+    """A block stands still for the first 60 frames (2.4 s at 25 frames/s), then walks away. A warm-up
+    spread over only those 60 frames learns the block as background, and its empty starting place
+    then comes out as a moving "ghost" box for most of the video (30 of frames 75..119 with the
+    earlier span of 3); the warm-up span must reach past it (results/ped2/cube_drift.json)."""
+    rng = np.random.default_rng(0)
+    frames = []
+    for t in range(120):
+        image = np.full((64, 96), 90, np.uint8) + rng.integers(0, 4, (64, 96), dtype=np.uint8)
+        x = 16 if t < 60 else 16 + 2 * (t - 60)
+        image[24:40, x:x + 12] = 220
+        frames.append(image)
+    boxes = MotionDetector(warmup=20).detect_video(Video.from_array(np.stack(frames)))
+    ghosts = [t for t in range(75, 120) if any(b[0] < 28 and b[2] > 16 for b in boxes[t])]
+    assert ghosts == []
+    assert all(any(b[0] >= 16 + 2 * (t - 60) - 2 for b in boxes[t]) for t in range(75, 95))  # the block is found (it leaves at 100)

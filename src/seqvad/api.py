@@ -204,7 +204,7 @@ class Detector:
         device = inference_device(device)
         payload = read_model_file(path)
         try:
-            detector = cls(payload["config"], device=device)
+            detector = cls(stored_detector_settings(payload["config"]), device=device)
             geometry = cube_geometry(detector.config)
             model = build_model(detector.config["model"], channels=payload["channels"], window=geometry["window"],
                                 size=geometry["size"])
@@ -236,3 +236,15 @@ class Detector:
         detector.model.to(detector.device).eval()
         detector._calibrate(train_store)
         return detector
+
+
+def stored_detector_settings(config):
+    """A model file's config, its detector as it was when the model was trained: files written before
+    ``detector.yolox.carry`` and ``gate`` existed copied keyframe boxes unchanged and had no gate
+    (today's defaults would cut other boxes than the model was trained on)."""
+    if not isinstance(config, Mapping):
+        return config
+    yolox = (config.get("detector") or {}).get("yolox")
+    if not isinstance(yolox, Mapping) or ("carry" in yolox and "gate" in yolox):
+        return config
+    return {**config, "detector": {**config["detector"], "yolox": {"carry": "copy", "gate": 0.0, **yolox}}}

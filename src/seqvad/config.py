@@ -30,13 +30,24 @@ DEFAULTS: dict[str, Any] = {
         "merge_iou": 0.3,  # a motion box overlapping a detector box by more is dropped
         "yolox": {
             "model": None,  # None: the bundled seqvad/assets/yolox_nano.onnx
-            # [width, height], multiples of 32, and the keyframe stride (the network runs on every
-            # stride-th frame; frames between reuse its boxes). Chosen on Ped2 *training* video
-            # (results/detect_ped2.json "input_size_selection"): recall of the reference boxes at
-            # IoU 0.3 (yolox+motion) 0.891 / 0.930 / 0.942 at 480x320 / 576x384 / 640x416 for
-            # 25 / 37 / 44 CPU-ms per network frame; stride 2 costs 0.001 recall and halves that
-            "input_size": [576, 384],
-            "stride": 2,
+            # [width, height] (multiples of 32), keyframe stride (the network runs on every stride-th
+            # frame), how boxes are carried to the frames between keyframes (copy: unchanged;
+            # motion: moved with the motion blob each overlaps) and the motion gate (0: off; > 0:
+            # also a keyframe when the motion mask's 1 - IoU with the last keyframe's exceeds it).
+            # Chosen on the Ped2 *training* split only (results/detect_ped2.json
+            # "keyframe_selection", `python benchmarks/keyframes.py`), rule: among settings whose
+            # `seqvad detect` keeps >= 60 frames/s on 2 cores (estimated from per-stage costs), the
+            # largest recall of the reference boxes at IoU 0.3 (yolox+motion):
+            #   672x448 stride 6 carry motion 0.944 (IoU 0.5: 0.838) 5.5 CPU-ms/frame, est. 63 fps  <- chosen
+            #   672x448 stride 6 copy 0.943 (0.787) est. 64 | 768x512 stride 8 motion 0.938 est. 63
+            #   576x384 stride 4 copy 0.926 est. 65 | 576x384 stride 2 copy (before) 0.930 est. 47
+            #   (measured 47.0) | 768x512 stride 6 0.955 est. 56 (too slow)
+            # Gating never beat the fixed stride of the same keyframe rate (576x384, gate 0.5, max
+            # stride 8: 0.926 at 26 % keyframes vs stride 4: 0.926 at 25 %) and bounds no cost: off.
+            "input_size": [672, 448],
+            "stride": 6,
+            "carry": "motion",
+            "gate": 0.0,
             "score_threshold": 0.25,
             "nms_iou": 0.45,
             "classes": ["person", "bicycle", "car", "motorcycle", "bus", "truck", "skateboard"],

@@ -9,6 +9,7 @@ import numpy as np
 
 from seqvad.objects.detectors.base import Detector, register
 from seqvad.objects.detectors.boxes import merge_boxes
+from seqvad.objects.detectors.keyframes import BoxCarrier, KeyframeSchedule
 from seqvad.objects.detectors.motion import MotionDetector, build_motion
 from seqvad.objects.detectors.yolox import YoloxDetector, build_yolox
 
@@ -33,6 +34,11 @@ class CombinedDetector(Detector):
         self.detector, self.motion, self.merge_iou = detector, motion, float(merge_iou)
         self.chunk = detector.chunk
         self.group_multiple = detector.group_multiple
+        # YOLOX's keyframes decided here, with the motion masks (``detector.yolox.gate``), and its
+        # boxes carried between them, moved by the motion blobs or not (``detector.yolox.carry``)
+        keyed = isinstance(detector, YoloxDetector)
+        self.schedule = KeyframeSchedule(detector.stride, detector.gate) if keyed else None
+        self.carrier = BoxCarrier(detector.carry) if keyed else None
 
     @property
     def warmup_frames(self) -> int:
@@ -41,11 +47,21 @@ class CombinedDetector(Detector):
     def reset(self) -> None:
         self.detector.reset()
         self.motion.reset()
+        if self.schedule is not None:
+            self.schedule.reset()
+            self.carrier.reset()
 
     def prime(self, frames) -> None:
         self.motion.prime(frames)
 
     def detect(self, frames: Sequence[np.ndarray]) -> list[np.ndarray]:
         # one pass over the video (detect_video): each frame is decoded once for both
-        return [merge_boxes(d, m, self.merge_iou)
-                for d, m in zip(self.detector.detect(frames), self.motion.detect(frames))]
+        if self.schedule is None:
+            return [merge_boxes(d, m, self.merge_iou)
+                    for d, m in zip(self.detector.detect(frames), self.motion.detect(frames))]
+        motion, masks = self.motion.detect_masks(frames)
+        gated = self.schedule.gate > 0
+        keys = [i for i, mask in enumerate(masks) if self.schedule.is_key(mask if gated else None)]
+        found = dict(zip(keys, self.detector.run_network([frames[i] for i in keys])))
+        return [merge_boxes(self.carrier.step(found.get(i), motion[i], frame.shape[:2]), motion[i], self.merge_iou)
+                for i, frame in enumerate(frames)]

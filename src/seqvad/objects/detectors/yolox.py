@@ -10,9 +10,11 @@ from typing import Any, Mapping, Sequence
 import cv2
 import numpy as np
 
+from seqvad.config import DEFAULTS
 from seqvad.errors import ConfigError, DataError
 from seqvad.objects.detectors.base import Detector, default_threads, file_sha256, register
 from seqvad.objects.detectors.boxes import empty_boxes, finalize_boxes
+from seqvad.objects.detectors.keyframes import BoxCarrier, KeyframeSchedule
 
 # yolox settings that change speed, not boxes: left out of the cache key
 SPEED_ONLY_KEYS = ("batch", "threads")
@@ -32,16 +34,11 @@ COCO_CLASSES = (
 
 
 
-# Default YOLOX input [width, height] and keyframe stride, chosen on the Ped2 TRAINING split only
-# (`benchmarks/detect.py --size-sweep`, results/detect_ped2.json "input_size_selection"): recall
-# of ped2_bboxes_train.npy at IoU 0.3, yolox+motion, and CPU ms per network frame on one core:
-#   416x288 0.865 22.5 | 480x320 0.891 24.6 | 544x384 0.928 35.8 | 576x384 0.930 37.0
-#   640x416 0.942 44.2 | 832x576 0.980 79.8
-# With stride 2 (recall -0.001) the network's cost per video frame halves: 576x384 is the
-# largest input whose whole yolox+motion pipeline keeps >= 60 frames/s on 2 cores with a
-# margin (640x416 would leave < 10%); it is exactly 1.6x a 360x240 frame (no padding).
-DEFAULT_INPUT_SIZE = (576, 384)
-DEFAULT_STRIDE = 2
+# Default YOLOX input [width, height], keyframe stride, carry mode and motion gate: written once, in
+# seqvad.config.DEFAULTS (with the evidence, results/detect_ped2.json "keyframe_selection").
+_DEFAULTS = DEFAULTS["detector"]["yolox"]
+DEFAULT_INPUT_SIZE = tuple(_DEFAULTS["input_size"])
+DEFAULT_STRIDE = int(_DEFAULTS["stride"])
 
 
 def bundled_model_path() -> Path:
@@ -135,6 +132,11 @@ class YoloxDetector(Detector):
     training split, recall of the reference boxes at IoU 0.3 moved by -0.001 at k=2 (copying
     beat extrapolating each box with its velocity from the last two keyframes: -0.003).
     The result does not depend on how frames are grouped into ``detect`` calls.
+
+    ``carry`` (``copy`` | ``motion``) and ``gate`` are checked here and applied by
+    ``yolox+motion`` (:class:`~seqvad.objects.detectors.combined.CombinedDetector`), which has the
+    motion blobs and masks they need: see :mod:`~seqvad.objects.detectors.keyframes`.  ``yolox``
+    alone copies its keyframes' boxes at the fixed stride.
     """
 
     name = "yolox"
@@ -155,7 +157,8 @@ class YoloxDetector(Detector):
     def __init__(self, model_path: str | os.PathLike | None = None, input_size: Sequence[int] = DEFAULT_INPUT_SIZE,
                  score_threshold: float = 0.25, nms_iou: float = 0.45,
                  classes: Sequence[str] | None = ("person",), min_area: float = 0.0,
-                 batch: int = 1, threads: int | None = None, stride: int = 1):
+                 batch: int = 1, threads: int | None = None, stride: int = 1, carry: str = "copy",
+                 gate: float = 0.0):
         import onnxruntime as ort
 
         self.model_path = Path(model_path) if model_path else bundled_model_path()
@@ -172,6 +175,10 @@ class YoloxDetector(Detector):
         self.batch, self.stride = max(1, int(batch)), int(stride)
         if self.stride < 1:
             raise ConfigError(f"detector.yolox.stride: {stride!r} must be a positive integer")
+        # carried boxes moved by motion blobs, and the motion-gated keyframes, need the motion
+        # detector's blobs and masks: ``yolox+motion`` applies them; ``yolox`` alone copies
+        KeyframeSchedule(self.stride, gate), BoxCarrier(carry)  # checks the values
+        self.carry, self.gate = carry, float(gate)
         self.chunk = self.batch * self.stride  # one full network batch of keyframes per call
         self.group_multiple = self.chunk  # streaming keeps the calls aligned: the same boxes as batch
         self.reset()
@@ -213,7 +220,7 @@ class YoloxDetector(Detector):
 
     def detect(self, frames: Sequence[np.ndarray]) -> list[np.ndarray]:
         keys = [i for i in range(len(frames)) if (self._seen + i) % self.stride == 0]
-        found = dict(zip(keys, self._run([frames[i] for i in keys])))
+        found = dict(zip(keys, self.run_network([frames[i] for i in keys])))
         out: list[np.ndarray] = []
         for i in range(len(frames)):
             self._last = found.get(i, self._last)
@@ -221,7 +228,7 @@ class YoloxDetector(Detector):
         self._seen += len(frames)
         return out
 
-    def _run(self, frames: Sequence[np.ndarray]) -> list[np.ndarray]:
+    def run_network(self, frames: Sequence[np.ndarray]) -> list[np.ndarray]:
         """The network's boxes of every frame given."""
         out: list[np.ndarray] = []
         for start in range(0, len(frames), self.batch):
@@ -260,4 +267,5 @@ def build_yolox(cfg: Mapping[str, Any], threads: int | None = None) -> YoloxDete
                          score_threshold=cfg.get("score_threshold", 0.25), nms_iou=cfg.get("nms_iou", 0.45),
                          classes=cfg.get("classes"), min_area=cfg.get("min_area", 0),
                          batch=cfg.get("batch", 1), threads=threads if threads else cfg.get("threads"),
-                         stride=cfg.get("stride", DEFAULT_STRIDE))
+                         stride=cfg.get("stride", DEFAULT_STRIDE), carry=cfg.get("carry", _DEFAULTS["carry"]),
+                         gate=cfg.get("gate", _DEFAULTS["gate"]))
