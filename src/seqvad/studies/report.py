@@ -288,11 +288,14 @@ def phases_report(study: Study, rows: Rows, out_dir: Path, seeds_wanted: int) ->
     numbers = {"study_budget": summaries, "steps": steps, "verdict": verdict}
     full = full_budget_phases()
     if full:
-        lines += ["At the full budget (the default curriculum, `results/ped2/summary.json`, 3 seeds; per-seed "
-                  "differences only: its frame scores were kept for seed 0 alone):", "",
+        lines += ["At the full budget (the default curriculum, `results/ped2/summary.json`, 3 seeds):", "",
                   "| | phase 1 | phase 2 | phase 3 |", "|---|---|---|---|",
-                  f"| full budget | {' | '.join(full['cells'])} |", "",
-                  f"Per seed, phase 2 − phase 1: {full['step12']}; phase 3 − phase 2: {full['step23']}.", ""]
+                  f"| full budget | {' | '.join(full['cells'])} |", ""]
+        if "steps" in full:
+            lines += [*DIFF_HEADER, *[diff_row(name, r) for name, r in full["steps"].items()], "",
+                      f"**Verdict (a), at the full budget: {full['verdict']}** (both steps must raise AUC).", ""]
+        else:
+            lines += [f"Per seed, phase 2 − phase 1: {full['step12']}; phase 3 − phase 2: {full['step23']}.", ""]
         numbers["full_budget"] = full
     lines += ["## Fig. 4: score curves per phase", "",
               "Full-budget default model, seed 0 (`results/ped2/scores_seed0.csv`), ground truth shaded:", "",
@@ -301,16 +304,31 @@ def phases_report(study: Study, rows: Rows, out_dir: Path, seeds_wanted: int) ->
 
 
 def full_budget_phases() -> dict | None:
+    """The default curriculum at its full budget (results/ped2/summary.json): per-seed AUCs, and the
+    paired comparisons of consecutive phases where the seeds' frame scores were kept beside it."""
     import json
+
+    from seqvad.pipeline import read_scores_csv
 
     if not FULL_BUDGET_SUMMARY.is_file():
         return None
-    phases = json.loads(FULL_BUDGET_SUMMARY.read_text())["phases"]
-    seeds = {name: phase["micro_auc_per_seed"] for name, phase in phases.items()}
+    summary = json.loads(FULL_BUDGET_SUMMARY.read_text())
+    seeds = {name: phase["micro_auc_per_seed"] for name, phase in summary["phases"].items()}
     step = lambda a, b: ", ".join(f"{100 * (x - y):+.1f}" for x, y in zip(seeds[a], seeds[b]))  # noqa: E731
-    return {"cells": [f"{100 * np.mean(v):.1f} ± {100 * np.std(v, ddof=1):.1f}" for v in seeds.values()],
-            "per_seed": seeds, "step12": step("phase2", "phase1"), "step23": step("phase3", "phase2"),
-            "source": str(FULL_BUDGET_SUMMARY)}
+    result = {"cells": [f"{100 * np.mean(v):.1f} ± {100 * np.std(v, ddof=1):.1f}" for v in seeds.values()],
+              "per_seed": seeds, "step12": step("phase2", "phase1"), "step23": step("phase3", "phase2"),
+              "source": str(FULL_BUDGET_SUMMARY)}
+    kept = [FULL_BUDGET_SUMMARY.parent / "runs" / f"seed{seed}" / "scores.csv" for seed in summary.get("seeds", [])]
+    if kept and all(path.is_file() for path in kept):
+        runs = [read_scores_csv(path) for path in kept]
+        videos, labels, _ = runs[0]
+        scores = lambda phase: [r[2][phase] for r in runs]  # noqa: E731
+        result["steps"] = {name: stats.paired_comparison(videos, labels, scores(a), scores(b))
+                           for name, a, b in (("phase 2 − phase 1", "phase2", "phase1"),
+                                              ("phase 3 − phase 2", "phase3", "phase2"),
+                                              ("phase 3 − phase 1", "phase3", "phase1"))}
+        result["verdict"] = overall([result["steps"]["phase 2 − phase 1"], result["steps"]["phase 3 − phase 2"]])
+    return result
 
 
 def plot_phase_curves(path: Path) -> Path | None:
