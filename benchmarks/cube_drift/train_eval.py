@@ -6,7 +6,8 @@ from seqvad.data.datasets import load_dataset
 from seqvad.objects.detectors.boxes import box_iou, merge_boxes
 from seqvad.objects.detectors.precomputed import load_box_file
 
-spec = importlib.util.spec_from_file_location("bench_detect", "/work/wt-drift/benchmarks/detect.py")
+from pathlib import Path
+spec = importlib.util.spec_from_file_location("bench_detect", Path(__file__).resolve().parents[1] / "detect.py")
 bench = importlib.util.module_from_spec(spec); spec.loader.exec_module(bench)
 data = load_dataset("ped2", "/work/shared/data/ped2"); vids = data.train
 ref = load_box_file("/work/boxes/ped2_bboxes_train.npz", [(v.name, len(v)) for v in vids])
