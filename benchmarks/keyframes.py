@@ -39,6 +39,7 @@ sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 from detect import DEFAULT_DATA, git_commit, load_split, machine, recall, reference_boxes  # noqa: E402
+from seqvad.atomic import write_json  # noqa: E402
 from seqvad.config import load_config  # noqa: E402
 from seqvad.objects.detectors import build_motion, merge_boxes  # noqa: E402
 from seqvad.objects.detectors.keyframes import BoxCarrier, KeyframeSchedule  # noqa: E402
@@ -179,9 +180,7 @@ def main() -> None:
                 "training recall at IoU 0.3 of the yolox+motion union",
         "rows": rows,
     }
-    tmp = args.out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(result, indent=1) + "\n")
-    os.replace(tmp, args.out)
+    write_json(args.out, result, indent=1)
     print(f"wrote {args.out}", file=sys.stderr)
 
 

@@ -7,17 +7,15 @@ from sklearn.metrics import roc_auc_score
 import pytest
 
 from conftest import REPO
+from test_studies import made_up as studies_made_up
 
 spec = importlib.util.spec_from_file_location("summary", REPO / "benchmarks" / "summary.py")
 summary = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(summary)
 
 
-def made_up(n_videos=8, frames=50, seed=0):
-    rng = np.random.default_rng(seed)
-    videos = [f"v{i}" for i in range(n_videos) for _ in range(frames)]
-    labels = np.tile((np.arange(frames) >= frames // 2).astype(int), n_videos)
-    return videos, labels, rng
+def made_up(seed=0):
+    return studies_made_up(n_videos=8, frames=50, seed=seed)
 
 
 def test_bootstrap_interval_of_a_perfect_and_a_useless_score():
