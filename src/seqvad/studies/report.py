@@ -31,6 +31,7 @@ class Rows:
         self.videos = labels["videos"]
         self.labels = np.asarray(labels["labels"])
         self.runs = runs
+        self._summaries: dict[tuple[str, str], dict | None] = {}  # the tables and figures share them
 
     def seeds(self, variant: str, phase: str) -> list[int]:
         return [r["seed"] for r in self.runs.get(variant, []) if phase in r["phases"]]
@@ -47,6 +48,11 @@ class Rows:
         """Mean, std and interval of one phase of one variant over its seeds; None if no run."""
         if phase is None:
             return None
+        if (variant, phase) not in self._summaries:  # a bootstrap takes seconds: once per cell
+            self._summaries[variant, phase] = self._summary(variant, phase)
+        return self._summaries[variant, phase]
+
+    def _summary(self, variant: str, phase: str) -> dict | None:
         seeds = self.seeds(variant, phase)
         if not seeds:
             return None

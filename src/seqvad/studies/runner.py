@@ -12,6 +12,7 @@ Several processes can share a study: ``shard=(k, n)`` takes every n-th run start
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 from pathlib import Path
