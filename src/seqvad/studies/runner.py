@@ -83,7 +83,7 @@ def run_study(study: Study, base: str, root: str | None, out_dir: Path, work_dir
 
     out_dir, work_dir = Path(out_dir), Path(work_dir)
     base_config = load_config(base, {"data": {"root": root}} if root else None)
-    prepared = prepare_once(deep_merge(base_config, {}), work_dir, workers, progress)
+    prepared = prepare_once(copy.deepcopy(base_config), work_dir, workers, progress)  # it notes the label source
     jobs = plan_jobs(study, seeds, shard)
     written = []
     for number, (seed, variant) in enumerate(jobs, 1):
