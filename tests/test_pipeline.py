@@ -57,3 +57,40 @@ def test_a_failure_on_the_worker_reaches_the_caller_and_the_worker_stops(monkeyp
         run(pipelined, frames(60))
     pipelined.close()
     assert not workers()
+
+
+def failing_on_group(scorer, k):
+    """``scorer`` whose k-th network call fails, as a model running out of memory would."""
+    real, calls = scorer._score, {"n": 0}
+
+    def score(ready):
+        calls["n"] += 1
+        if calls["n"] == k:
+            raise RuntimeError("out of memory")
+        return real(ready)
+
+    scorer._score = score
+    return scorer
+
+
+def delivered_before_failure(scorer, video):
+    out = []
+    with pytest.raises(RuntimeError, match="out of memory"):
+        for frame in video:
+            out += scorer.push(frame)
+        out += scorer.finish()
+    scorer.close()
+    return out + scorer.undelivered()
+
+
+@pytest.mark.parametrize("k", [13, 16, 20])  # the first scores come out after 100 frames (call 12)
+def test_frames_scored_before_a_failure_are_all_delivered(k):
+    """Whenever the worker fails, the frames it scored before are returned or left in ``undelivered``:
+    the same frames, with the same scores, as the sequential scorer returns before the same failure."""
+    detector, video = model(), frames(180)
+    sequential = delivered_before_failure(failing_on_group(StreamScorer(detector), k), video)
+    pipelined = delivered_before_failure(PipelinedScorer(failing_on_group(StreamScorer(detector), k)), video)
+    assert len(sequential) > 0
+    assert [s.index for s in pipelined] == [s.index for s in sequential]
+    assert [s.score for s in pipelined] == [s.score for s in sequential]
+    assert not workers()

@@ -68,15 +68,18 @@ class PipelinedScorer:
             except queue.Full:
                 continue
 
-    def _collect(self) -> list[ScoredFrame]:
+    def undelivered(self) -> list[ScoredFrame]:
+        """After ``close``: the frames scored before a failure that no call has returned yet."""
         out: list[ScoredFrame] = []
         while True:
             try:
                 out += self._done.get_nowait()
             except queue.Empty:
-                break
-        self._raise()
-        return out
+                return out
+
+    def _collect(self) -> list[ScoredFrame]:
+        self._raise()  # before draining: what was scored before a failure stays for ``undelivered``
+        return self.undelivered()
 
     def _raise(self) -> None:
         if self._error is not None and not self._reported:

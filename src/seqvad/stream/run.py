@@ -106,6 +106,7 @@ def run_detection(model, source: Source, out_dir: str | Path | None = None, thre
         finished = True
     finally:
         scorer.close()
+        write(scorer.undelivered())  # after a failure: the frames scored before it are written too
         bar.close()
         outputs.close()
         source.close()

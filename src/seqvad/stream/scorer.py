@@ -108,6 +108,10 @@ class StreamScorer:
     def close(self) -> None:
         """Nothing to stop (the pipelined scorer stops its worker here)."""
 
+    def undelivered(self) -> list[ScoredFrame]:
+        """Frames scored but not yet returned: none here, every call returns what it scored."""
+        return []
+
     # The two halves, which seqvad.stream.pipeline runs on two threads: ``cut`` (boxes and cubes)
     # and ``score`` (the network and the smoothing) share no state but the frames handed over.
     def cut(self, frame: np.ndarray) -> list[list]:
