@@ -238,13 +238,19 @@ class Detector:
         return detector
 
 
+# Detector settings added after model files were first written, with the value that matches how
+# those files' training boxes were made (today's defaults would cut other boxes).
+SETTINGS_BEFORE_THEY_EXISTED = {"yolox": {"carry": "copy", "gate": 0.0}, "motion": {"warmup_clean": 0}}
+
+
 def stored_detector_settings(config):
     """A model file's config, its detector as it was when the model was trained: files written before
-    ``detector.yolox.carry`` and ``gate`` existed copied keyframe boxes unchanged and had no gate
-    (today's defaults would cut other boxes than the model was trained on)."""
-    if not isinstance(config, Mapping):
+    ``detector.yolox.carry`` and ``gate`` existed copied keyframe boxes unchanged and had no gate, and
+    before ``detector.motion.warmup_clean`` learnt the warm-up frames as they were."""
+    if not isinstance(config, Mapping) or not isinstance(config.get("detector"), Mapping):
         return config
-    yolox = (config.get("detector") or {}).get("yolox")
-    if not isinstance(yolox, Mapping) or ("carry" in yolox and "gate" in yolox):
-        return config
-    return {**config, "detector": {**config["detector"], "yolox": {"carry": "copy", "gate": 0.0, **yolox}}}
+    detector = dict(config["detector"])
+    for part, earlier in SETTINGS_BEFORE_THEY_EXISTED.items():
+        if isinstance(detector.get(part), Mapping) and not earlier.keys() <= detector[part].keys():
+            detector[part] = {**earlier, **detector[part]}
+    return config if detector == config["detector"] else {**config, "detector": detector}

@@ -58,7 +58,10 @@ DEFAULTS: dict[str, Any] = {
         # KNN with threshold 200 and a 20-frame warm-up: recall 0.636 of the Ped2 training
         # boxes, against 0.53 for MOG2 (threshold 16) and 0.46 for frame differencing
         "motion": {"method": "knn", "history": 200, "var_threshold": 200.0, "min_area": 40,
-                   "kernel": 3, "warmup": 20},
+                   "kernel": 3, "warmup": 20,
+                   # warm-up frames cleaned of what passes through them (grey levels from their
+                   # per-pixel median; 0: off): see motion.clean_of_passers_by
+                   "warmup_clean": 0},
     },
     "cubes": {"window": 4, "size": 32, "channels": 1},
     # width 8 / latent 32: the smallest that beats frame interpolation at predicting crops, and

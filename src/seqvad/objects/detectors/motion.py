@@ -66,11 +66,14 @@ class MotionDetector(Detector):
     # knn/200 0.636 (20), 0.647 (40); diff/15 0.455; an opening kernel of 5 drops to 0.43. (Measured
     # with warm-up frames spread over the whole video, before WARMUP_SPAN.)
     def __init__(self, method: str = "knn", history: int = 200, var_threshold: float = 200.0,
-                 min_area: float = 40.0, kernel: int = 3, warmup: int = 20, close_kernel: int | None = None):
+                 min_area: float = 40.0, kernel: int = 3, warmup: int = 20, close_kernel: int | None = None,
+                 warmup_clean: float = 0.0):
         if method not in ("mog2", "knn", "diff"):
             raise ConfigError(f"detector.motion.method: {method!r} is not one of mog2, knn, diff")
+        if not float(warmup_clean) >= 0:
+            raise ConfigError(f"detector.motion.warmup_clean: {warmup_clean!r} must be >= 0 grey levels (0: off)")
         self.method, self.history, self.var_threshold = method, int(history), float(var_threshold)
-        self.min_area, self.warmup = float(min_area), int(warmup)
+        self.min_area, self.warmup, self.warmup_clean = float(min_area), int(warmup), float(warmup_clean)
         k = max(1, int(kernel))
         self.open_kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
         # closing with a taller kernel joins a walker's head, torso and legs into one blob
@@ -102,8 +105,12 @@ class MotionDetector(Detector):
         first ones), without detecting anything."""
         if self.model is None or not len(frames) or self.warmup <= 0:
             return
-        for i in np.unique(np.linspace(0, len(frames) - 1, min(self.warmup, len(frames))).round().astype(int)):
-            self.model.apply(self._gray(frames[int(i)]))
+        picks = np.unique(np.linspace(0, len(frames) - 1, min(self.warmup, len(frames))).round().astype(int))
+        grays = [self._gray(frames[int(i)]) for i in picks]
+        if self.warmup_clean > 0:
+            grays = clean_of_passers_by(grays, self.warmup_clean)
+        for gray in grays:
+            self.model.apply(gray)
             self._seen += 1
 
     def _foreground(self, gray: np.ndarray) -> np.ndarray:
@@ -134,6 +141,26 @@ class MotionDetector(Detector):
         return out, masks
 
 
+def clean_of_passers_by(grays: Sequence[np.ndarray], grey_levels: float) -> list[np.ndarray]:
+    """The warm-up frames with what passes through them painted over by the background.
+
+    A person standing or walking slowly through the warm-up would be learnt as background and leave
+    a ghost (and fragment boxes) where they stood, for as long as the model remembers (KNN's history
+    outlasts a Ped2 video). The per-pixel median of the frames is the scene without whatever covers
+    a pixel in fewer than half of them; pixels further than ``grey_levels`` from it (dilated by 2 px,
+    an object's blurred rim) take the median's value, the rest keep their own noise, which the
+    model needs to learn.
+    """
+    stack = np.stack(grays)
+    median = np.median(stack, axis=0).astype(stack.dtype)
+    rim = np.ones((5, 5), np.uint8)
+    out = []
+    for gray in stack:
+        passing = cv2.dilate((cv2.absdiff(gray, median) > grey_levels).astype(np.uint8), rim) > 0
+        out.append(np.where(passing, median, gray))
+    return out
+
+
 def build_motion(cfg: Mapping[str, Any]) -> MotionDetector:
-    known = ("method", "history", "var_threshold", "min_area", "kernel", "warmup", "close_kernel")
+    known = ("method", "history", "var_threshold", "min_area", "kernel", "warmup", "close_kernel", "warmup_clean")
     return MotionDetector(**{k: v for k, v in cfg.items() if k in known})
