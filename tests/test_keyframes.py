@@ -22,10 +22,8 @@ class SquareNetwork(YoloxDetector):
     the frames it is run on."""
 
     def __init__(self, stride: int = 1, carry: str = "copy", gate: float = 0.0):
-        KeyframeSchedule(stride, gate), BoxCarrier(carry)
-        self.stride, self.carry, self.gate, self.batch = stride, carry, gate, 1
-        self.chunk = self.group_multiple = stride
-        self.runs = 0
+        self.batch, self.runs = 1, 0
+        self._set_keyframes(stride, carry, gate)
         self.reset()
 
     def run_network(self, frames):

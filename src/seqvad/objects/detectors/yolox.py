@@ -172,15 +172,8 @@ class YoloxDetector(Detector):
         self.class_ids = np.array([COCO_CLASSES.index(c) for c in classes] if classes else
                                   range(len(COCO_CLASSES)), np.int64)
         self.score_threshold, self.nms_iou, self.min_area = float(score_threshold), float(nms_iou), float(min_area)
-        self.batch, self.stride = max(1, int(batch)), int(stride)
-        if self.stride < 1:
-            raise ConfigError(f"detector.yolox.stride: {stride!r} must be a positive integer")
-        # carried boxes moved by motion blobs, and the motion-gated keyframes, need the motion
-        # detector's blobs and masks: ``yolox+motion`` applies them; ``yolox`` alone copies
-        KeyframeSchedule(self.stride, gate), BoxCarrier(carry)  # checks the values
-        self.carry, self.gate = carry, float(gate)
-        self.chunk = self.batch * self.stride  # one full network batch of keyframes per call
-        self.group_multiple = self.chunk  # streaming keeps the calls aligned: the same boxes as batch
+        self.batch = max(1, int(batch))
+        self._set_keyframes(stride, carry, gate)
         self.reset()
         if not self.model_path.is_file():
             raise DataError(f"{self.model_path}: YOLOX model file does not exist")
@@ -214,19 +207,25 @@ class YoloxDetector(Detector):
             strides.append(np.full((grids[-1].shape[0], 1), s))
         return np.concatenate(grids).astype(np.float32), np.concatenate(strides).astype(np.float32)
 
+    def _set_keyframes(self, stride: int, carry: str, gate: float) -> None:
+        self.stride = int(stride)
+        # carried boxes moved by motion blobs, and the motion-gated keyframes, need the motion
+        # detector's blobs and masks: ``yolox+motion`` applies them; ``yolox`` alone copies
+        self._schedule, self._carrier = KeyframeSchedule(self.stride), BoxCarrier("copy")
+        KeyframeSchedule(self.stride, gate), BoxCarrier(carry)  # checks the values
+        self.carry, self.gate = carry, float(gate)
+        self.chunk = self.batch * self.stride  # one full network batch of keyframes per call
+        self.group_multiple = self.chunk  # streaming keeps the calls aligned: the same boxes as batch
+
     def reset(self) -> None:
-        self._seen = 0  # frames of the current video so far: decides which are keyframes
-        self._last = empty_boxes()  # boxes of the latest keyframe
+        # ``yolox`` alone: every stride-th frame, boxes copied between (yolox+motion keeps its own)
+        self._schedule.reset()
+        self._carrier.reset()
 
     def detect(self, frames: Sequence[np.ndarray]) -> list[np.ndarray]:
-        keys = [i for i in range(len(frames)) if (self._seen + i) % self.stride == 0]
+        keys = [i for i in range(len(frames)) if self._schedule.is_key()]
         found = dict(zip(keys, self.run_network([frames[i] for i in keys])))
-        out: list[np.ndarray] = []
-        for i in range(len(frames)):
-            self._last = found.get(i, self._last)
-            out.append(self._last.copy())
-        self._seen += len(frames)
-        return out
+        return [self._carrier.step(found.get(i)) for i in range(len(frames))]
 
     def run_network(self, frames: Sequence[np.ndarray]) -> list[np.ndarray]:
         """The network's boxes of every frame given."""
