@@ -201,3 +201,16 @@ def test_clean_of_passers_by_keeps_the_sensor_noise():
     assert all(np.array_equal(c[15:, 20:], g[15:, 20:]) for c, g in zip(cleaned, grays))  # far from it: untouched
     with pytest.raises(ConfigError, match="warmup_clean"):
         MotionDetector(warmup_clean=-1)
+
+
+def test_a_model_file_from_before_the_cleaning_keeps_the_plain_warm_up():
+    """A model trained on boxes of the plain warm-up gets those boxes again (its stored config has no
+    ``warmup_clean``); a file that names it keeps its value."""
+    from seqvad.api import Detector, stored_detector_settings
+    from seqvad.config import load_config
+
+    old = load_config("ped2")
+    del old["detector"]["motion"]["warmup_clean"]
+    assert Detector(stored_detector_settings(old)).config["detector"]["motion"]["warmup_clean"] == 0
+    new = load_config("ped2")
+    assert new["detector"]["motion"]["warmup_clean"] > 0 and stored_detector_settings(new) is new
