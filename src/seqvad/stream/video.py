@@ -17,8 +17,6 @@ before, with a warning.
 from __future__ import annotations
 
 import logging
-import queue
-import threading
 from fractions import Fraction
 from pathlib import Path
 
@@ -73,53 +71,6 @@ class H264Writer:
             self.container.close()
 
 
-class EncodingThread:
-    """A writer's ``write`` / ``release`` with the encoding on a thread of its own.
-
-    Encoding (libx264, or OpenCV's encoders) releases the GIL, so on two cores it runs beside the
-    detector and the scorer instead of after them.  At most ``depth`` frames wait (memory stays
-    bounded); a failure of the encoder is raised by the next ``write`` or by ``release``.
-    """
-
-    _END = object()
-
-    def __init__(self, writer, depth: int = 8):
-        self.writer = writer
-        self._frames: queue.Queue = queue.Queue(maxsize=depth)
-        self._error: BaseException | None = None  # the encoder's failure, until the caller is told
-        self._failed = False  # after a failure nothing more is encoded
-        self._thread = threading.Thread(target=self._encode, name="seqvad-video", daemon=True)
-        self._thread.start()
-
-    def write(self, image: np.ndarray) -> None:
-        self._raise()
-        self._frames.put(image)
-
-    def release(self) -> None:
-        self._frames.put(self._END)
-        self._thread.join()
-        try:
-            self._raise()
-        finally:
-            self.writer.release()
-
-    def _raise(self) -> None:
-        if self._error is not None:
-            error, self._error = self._error, None
-            raise error
-
-    def _encode(self) -> None:
-        while True:
-            image = self._frames.get()
-            if image is self._END:
-                return
-            if not self._failed:  # after a failure: drain, so that ``write`` never blocks
-                try:
-                    self.writer.write(image)
-                except BaseException as exc:
-                    self._failed, self._error = True, exc
-
-
 def h264_available() -> bool:
     """PyAV importable with an H.264 encoder."""
     try:
@@ -134,9 +85,8 @@ def h264_available() -> bool:
 class VideoOut:
     """``annotated.mp4`` (H.264, :class:`H264Writer`), else OpenCV's mp4v ``.mp4`` or MJPG ``.avi``."""
 
-    def __init__(self, out_dir: Path, fps: float, threaded: bool = True):
-        """``threaded``: encode on a thread of its own (:class:`EncodingThread`), the same file."""
-        self.out_dir, self.fps, self.threaded = out_dir, fps, threaded
+    def __init__(self, out_dir: Path, fps: float):
+        self.out_dir, self.fps = out_dir, fps
         self.writer = None
         self.path: Path | None = None
         self.codec: str | None = None
@@ -144,8 +94,6 @@ class VideoOut:
     def write(self, image: np.ndarray) -> None:
         if self.writer is None:
             self._open(image.shape[1], image.shape[0])
-            if self.threaded:
-                self.writer = EncodingThread(self.writer)
         self.writer.write(image)
 
     def _open(self, width: int, height: int) -> None:
@@ -171,8 +119,8 @@ class VideoOut:
 
     def close(self) -> None:
         if self.writer is not None:
-            writer, self.writer = self.writer, None
-            writer.release()
+            self.writer.release()
+            self.writer = None
             self.check()
 
     def check(self) -> None:
