@@ -12,8 +12,14 @@ What it measures, on random uint8 cubes (N=4096, 1 channel, 9x32x32) and the def
 * FLOPs of one step (forward + backward, counted by ``torch.utils.flop_counter.FlopCounterMode``:
   convolutions and matrix products only, so normalisation/elementwise work is not counted) and
   the achieved GFLOP/s;
-* the peak: a large fp32 convolution (conv2d 64->64, 3x3, batch 64 of 64x64, forward only,
-  2*N*Cout*H*W*Cin*9 FLOPs) timed in the same run;
+* the peak: a large fp32 convolution (conv2d 64->64, 3x3, batch 64 of 64x64, 2*N*Cout*H*W*Cin*9
+  FLOPs forward) timed in the same run at the same thread count, two ways: ``peak`` forward only in
+  the default memory format (as measured since the first version), and ``peak_train`` forward and
+  backward (3x the forward FLOPs: input and weight gradients) in channels-last, the memory format
+  the model trains in: what a training step does, so ``fraction_of_peak_train`` is the figure the
+  throughput target is stated against;
+* with ``--widths``: the same per-phase measurement for other model widths (latent = 4 x width, the
+  default ratio), measured, not projected;
 * the projected wall time of the default Ped2 curriculum: ``epochs[p] * 30000 / cubes_per_s[p]``
   summed over the phases (the team target is 30 minutes on 2 cores).
 
@@ -55,6 +61,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=5, help="timed steps per phase (median)")
     parser.add_argument("--channels-last", action="store_true",
                         help="convert the model to channels_last memory format")
+    parser.add_argument("--config", default="default",
+                        help="dataset config whose model, tasks, schedule and batch size are timed (default: the defaults)")
+    parser.add_argument("--widths", default="", help="also measure these model widths, e.g. 16,32")
     parser.add_argument("--out", type=Path, default=REPO / "results" / "train_speed.json")
     return parser.parse_args(argv)
 
@@ -86,6 +95,26 @@ def peak_conv_gflops(device: torch.device, repeats: int) -> dict:
         seconds, times = median_seconds(lambda: conv(x), repeats, device)
     return {"op": "conv2d fp32 64->64 3x3, input 64x64x64x64, forward", "gflop": flops / 1e9,
             "seconds_median": round(seconds, 5), "seconds_all": times,
+            "gflops_per_s": round(flops / seconds / 1e9, 2)}
+
+
+def peak_train_gflops(device: torch.device, repeats: int) -> dict:
+    """The same convolution as a training step runs it: channels-last, forward and backward (the
+    input's and the weight's gradients, 2x the forward FLOPs)."""
+    batch, channels, size = 64, 64, 64
+    x = torch.randn(batch, channels, size, size, device=device).contiguous(memory_format=torch.channels_last)
+    x.requires_grad_(True)
+    conv = torch.nn.Conv2d(channels, channels, 3, padding=1, bias=False).to(device, memory_format=torch.channels_last)
+    flops = 3 * 2 * batch * channels * size * size * channels * 9
+
+    def step():
+        conv.zero_grad(set_to_none=True)
+        x.grad = None
+        conv(x).sum().backward()
+
+    seconds, times = median_seconds(step, repeats, device)
+    return {"op": "conv2d fp32 64->64 3x3, input 64x64x64x64, channels-last, forward + backward",
+            "gflop": flops / 1e9, "seconds_median": round(seconds, 5), "seconds_all": times,
             "gflops_per_s": round(flops / seconds / 1e9, 2)}
 
 
@@ -183,7 +212,8 @@ def machine(device: torch.device, threads: int) -> dict:
 def main(argv=None) -> None:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
-    config = load_config({"train": {"device": args.device, "checkpoint_minutes": 0}})
+    overrides = {"train": {"device": args.device, "checkpoint_minutes": 0}}
+    config = load_config(args.config, overrides) if args.config != "default" else load_config(overrides)
     cubes = np.random.default_rng(0).integers(0, 256, size=(args.cubes, 9, 1, 32, 32), dtype=np.uint8)
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as run_dir:  # the trainer is only stepped, never fit()
@@ -191,13 +221,27 @@ def main(argv=None) -> None:
         if args.channels_last:
             trainer.runner.to(memory_format=torch.channels_last)
         peak = peak_conv_gflops(trainer.device, args.repeats)
-        print(f"peak conv: {peak['gflops_per_s']} GFLOP/s", flush=True)
+        peak_train = peak_train_gflops(trainer.device, args.repeats)
+        print(f"peak conv: {peak['gflops_per_s']} GFLOP/s forward, {peak_train['gflops_per_s']} GFLOP/s "
+              "forward+backward channels-last", flush=True)
         phases = measure_phases(trainer, args.repeats, config["train"]["batch_size"])
         sweep = width_sweep(config, trainer, phases)
+    measured_widths = []
+    for width in [int(w) for w in args.widths.split(",") if w.strip()]:
+        wide = {**config, "model": {**config["model"], "width": width, "latent": 4 * width}}
+        print(f"width {width}, latent {4 * width}:", flush=True)
+        with tempfile.TemporaryDirectory() as run_dir:
+            rows = measure_phases(Trainer(wide, cubes, run_dir, progress=False), args.repeats,
+                                  config["train"]["batch_size"])
+        for row in rows:
+            row["fraction_of_peak_train"] = round(row["gflops_per_s"] / peak_train["gflops_per_s"], 3)
+        measured_widths.append({"width": width, "latent": 4 * width, "phases": rows,
+                                "projection_ped2": project_ped2(rows)})
     load_after = os.getloadavg()
 
     for phase in phases:
         phase["fraction_of_peak"] = round(phase["gflops_per_s"] / peak["gflops_per_s"], 3)
+        phase["fraction_of_peak_train"] = round(phase["gflops_per_s"] / peak_train["gflops_per_s"], 3)
     result = {
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "git_commit": git_commit(),
@@ -213,9 +257,11 @@ def main(argv=None) -> None:
         "load_average_before": [round(x, 2) for x in load_before],
         "load_average_after": [round(x, 2) for x in load_after],
         "peak": peak,
+        "peak_train": peak_train,
         "phases": phases,
         "projection_ped2": project_ped2(phases),
         "width_sweep": sweep,
+        "measured_widths": measured_widths,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.out.with_suffix(".json.tmp")
