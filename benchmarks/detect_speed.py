@@ -14,7 +14,8 @@ repeat kept):
   in cubes/s for each engine (``torch``: the whole model, ``folded``, ``onnx``), its GFLOP/s
   (convolutions and matrix products counted by ``FlopCounterMode``, as ``train_speed.py`` counts)
   and that as a fraction of the convolution peak measured the same way as ``train_speed.py``
-  (a large fp32 conv) on the same number of threads;
+  (a large fp32 conv) on the same number of threads: one thread (``scorer``, as in ``seqvad
+  detect``, whose other core detects) and every core (``scorer_all_cores``);
 * ``fast_path_vs_batch``: the largest difference between the scores the streaming path wrote
   and ``Detector.score`` (batch evaluation) of the same video.
 
@@ -227,6 +228,12 @@ def main() -> int:
         group = 8 * max(1, round(result["yolox+motion"]["objects_per_frame"]))
         result["scorer"] = scorer_speed(model, group, args.repeats, threads=1)
         print("scorer:", result["scorer"], flush=True)
+        cores = os.cpu_count() or 1
+        if cores > 1:  # the scorer with every core, its peak at as many threads: what scoring
+            # precomputed boxes, or many cameras' cubes on a machine of their own, can reach
+            result["scorer_all_cores"] = scorer_speed(model, group, args.repeats, threads=cores)
+            print("scorer, all cores:", result["scorer_all_cores"], flush=True)
+            torch.set_num_threads(1)
     result["load_average_1min_after"] = load()
     # the runs themselves raise the load to about 1-2 by the end: only the load before says
     # whether something else was running
