@@ -3,34 +3,60 @@ re-score it (the trained weights do not depend on the validation split: only whi
 held out does, and that must stay the same).
 
     python benchmarks/revalidate.py runs/sel-A runs/sel-B
+    python benchmarks/revalidate.py runs/val-A0 --into runs/val-A0-rush --set validation.kinds=[rush] \\
+        --boxes 'BOXES/ped2_bboxes_{split}.npz'
 
-The run's config.yaml gets the dataset config's current ``validation`` section (the held-out
-videos must be unchanged), RUN/cubes/val is rebuilt and ``seqvad evaluate RUN --split val`` runs.
+The run's config.yaml gets the dataset config's current ``validation`` section (plus any
+``--set validation.KEY=VALUE``; the held-out videos must be unchanged), RUN/cubes/val is rebuilt
+and ``seqvad evaluate RUN --split val`` runs.  With ``--into DIR`` the run is left as it is: DIR
+gets the run's config, its checkpoints and training cubes (hard links, read only) and the new
+validation split, so two validation kinds can be compared on the same weights.  ``--boxes`` names
+the precomputed boxes when the dataset's default path does not hold them.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 from pathlib import Path
 
 import yaml
 
 from seqvad import pipeline
 from seqvad.atomic import write_bytes
-from seqvad.config import load_config
+from seqvad.cli.options import apply_overrides
+from seqvad.config import deep_merge, load_config
 
 
-def revalidate(run_dir: Path) -> dict:
+def linked_copy(run_dir: Path, into: Path) -> None:
+    """``into`` with ``run_dir``'s config, checkpoints and training cubes, hard-linked (nothing
+    here writes to them: evaluation reads, the validation split is written anew)."""
+    if into.exists():
+        raise SystemExit(f"{into}: exists; choose a new folder for --into")
+    into.mkdir(parents=True)
+    shutil.copy2(run_dir / "config.yaml", into / "config.yaml")
+    for part in ("checkpoints", "cubes/train"):
+        shutil.copytree(run_dir / part, into / part, copy_function=os.link)
+
+
+def revalidate(run_dir: Path, sets: list[str] | None = None, boxes: str | None = None,
+               into: Path | None = None) -> dict:
     config = pipeline.read_run_config(run_dir)
-    current = load_config(config["name"])["validation"]
+    current = {"validation": load_config(config["name"])["validation"]}
+    apply_overrides(current, sets or [], only="validation")
+    current = current["validation"]
     if sorted(map(str, current["videos"])) != sorted(map(str, config["validation"]["videos"])):
         raise SystemExit(f"{run_dir}: held-out videos changed ({config['validation']['videos']} -> "
                          f"{current['videos']}); the run must be trained again")
+    if into is not None:
+        linked_copy(run_dir, into)
+        run_dir = into
     config["validation"] = current
     # the dataset's own boxes (the run's config points at its reduced training CSV)
-    base = load_config(config["name"], {"data": {"root": config["data"]["root"]},
-                                        "detector": {"name": config["detector"]["name"]},
-                                        "validation": current})
+    detector = {"name": config["detector"]["name"], **({"boxes": boxes} if boxes else {})}
+    base = load_config(config["name"], deep_merge({"data": {"root": config["data"]["root"]},
+                                                   "detector": detector}, {"validation": current}))
     train_videos, _, _ = pipeline.load_videos(base)
     pipeline.prepare_validation(base, run_dir, train_videos, workers=1, progress=False)
     write_bytes(run_dir / "config.yaml", yaml.safe_dump(config, sort_keys=False).encode())
@@ -40,9 +66,14 @@ def revalidate(run_dir: Path) -> dict:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", type=Path)
+    parser.add_argument("--set", action="append", default=[], metavar="validation.KEY=VALUE")
+    parser.add_argument("--boxes", help="precomputed boxes, {split} for train/test")
+    parser.add_argument("--into", type=Path, help="write into this new folder (one run only)")
     args = parser.parse_args(argv)
+    if args.into and len(args.runs) > 1:
+        parser.error("--into takes one run")
     for run in args.runs:
-        result = revalidate(run)
+        result = revalidate(run, args.set, args.boxes, args.into)
         print(run, " / ".join(f"{p['micro_auc']:.4f}" for p in result["phases"].values()), flush=True)
     return 0
 

@@ -44,6 +44,15 @@ def test_demo_quick_end_to_end(tmp_path, capsys):
     again = json.loads((out / "metrics.json").read_text())
     assert "context_only" not in again and again["config"]["scoring"]["context"]["enabled"] is False
     assert again["phases"]["phase3"]["micro_auc"] == metrics["phases"]["phase3"]["prediction_only"]["micro_auc"]
+    # the order classifier's term counts only from the phase that trains it (phase 3)
+    assert main(["evaluate", str(out), "--no-report", "--set", "scoring.context.enabled=false",
+                 "--set", "scoring.terms.order=1"]) == 0
+    ordered = json.loads((out / "metrics.json").read_text())["phases"]
+    for name in ("phase1", "phase2"):
+        assert ordered[name]["score"].startswith("pre (") and "prediction_only" not in ordered[name]
+        assert ordered[name]["micro_auc"] == again["phases"][name]["micro_auc"]
+    assert "score" not in ordered["phase3"]
+    assert ordered["phase3"]["prediction_only"]["micro_auc"] == again["phases"]["phase3"]["micro_auc"]
     capsys.readouterr()
     assert main(["evaluate", str(out), "--set", "train.batch_size=3"]) != 0
     assert "only scoring.* settings" in capsys.readouterr().err

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from seqvad.data.validation import Settings, injected_boxes, make_validation, plan_video, split_held_out
+from seqvad.data.validation import Settings, injected_boxes, make_validation, plan_video, rush_step, split_held_out
 from seqvad.data.videos import Video
 from seqvad.errors import ConfigError
 
@@ -102,6 +102,43 @@ def test_injected_boxes_follow_the_source_frames_and_add_the_foreign_object():
         assert len(rows) == (2 if painted else 1)
 
 
+def test_rush_moves_a_real_person_too_fast_then_back_in_step():
+    video = moving_square_video("b")  # the 'person': a 20x12 square walking right 1 px/frame
+    cfg = Settings.from_config({"videos": ["b"], "kinds": ["rush"], "rush_speed": 2.0, "copies": 1})
+    first, again = make_validation([video], cfg)[0], make_validation([video], cfg)[0]
+    plan, reader = first.reader.plan, first.reader
+    spec = plan.foreign
+    assert [i.kind for i in plan.injections] == ["rush"] and len(plan.tube) == cfg.span
+    assert reader.fingerprint == again.reader.fingerprint
+    expected = np.zeros(len(first), np.uint8)
+    expected[spec["first"]:spec["last"] + 1] = 1
+    np.testing.assert_array_equal(first.labels, expected)  # exactly the span, nothing else
+    assert set(np.diff(plan.source_index).tolist()) == {1}  # only the person is fast, not the scene
+    # its own frames 0, 2, 4, ... 22, then frozen at 23 until its own time catches up
+    shown = [rush_step(j, cfg.span, 2.0) for j in range(cfg.span)]
+    assert shown == [min(2 * j, 23) if j < 12 else 23 for j in range(cfg.span)]
+    source_boxes = [np.array([[10 + t, 50, 21 + t, 69]], np.float32) for t in range(len(video))]
+    boxes = injected_boxes(first, source_boxes)
+    for index in range(len(first)):
+        frame, original = first.frame(index), video.frame(int(plan.source_index[index]))
+        np.testing.assert_array_equal(frame, again.frame(index))
+        rushed = reader.rushed(index)
+        if rushed is None:  # outside the span, and where the person is in step: the scene as it is
+            np.testing.assert_array_equal(frame, original)
+            assert len(boxes[index]) == 1 and reader.foreign_box(index) is None
+            continue
+        assert expected[index] and rushed == (int(plan.source_index[index]),
+                                              spec["source_first"] + shown[index - spec["first"]])
+        real_x, shown_x = 10 + rushed[0] % 150, 10 + rushed[1] % 150
+        row = frame[60, :, 0]
+        assert (row[shown_x:shown_x + 12] == 230).all()  # the person where its future self is ...
+        assert (row[real_x:min(real_x + 12, shown_x)] < 150).all()  # ... and gone from where it was
+        np.testing.assert_array_equal(boxes[index], source_boxes[rushed[1]][:, :4])  # the detector's box there
+    still = Video.from_array(np.full((150, 120, 180, 3), 100, np.uint8), name="b")  # nobody to follow
+    with pytest.raises(ConfigError, match="no moving person to cut out"):
+        make_validation([still], cfg)
+
+
 def test_bad_validation_settings_are_clear_errors():
     videos = [moving_square_video(n) for n in "ab"]
     with pytest.raises(ConfigError, match="validation.videos: x not among"):
@@ -110,6 +147,8 @@ def test_bad_validation_settings_are_clear_errors():
         split_held_out(videos, Settings.from_config({"videos": ["a", "b"]}))
     with pytest.raises(ConfigError, match="validation.kinds"):
         Settings.from_config({"videos": ["a"], "kinds": ["teleport"]})
+    with pytest.raises(ConfigError, match="rush_speed must be > 1"):
+        Settings.from_config({"videos": ["a"], "rush_speed": 1.0})
     with pytest.raises(ConfigError, match="unknown keys spn"):
         Settings.from_config({"spn": 3})
     short = [Video.from_array(np.zeros((20, 32, 32, 3), np.uint8), name="a"), moving_square_video("b")]

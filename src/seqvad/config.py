@@ -95,8 +95,11 @@ DEFAULTS: dict[str, Any] = {
     # The validation split (seqvad.data.validation): training videos held out of training, with
     # injected labelled anomalies; every model choice is made on it, never on test labels.
     # Used by `seqvad experiment --validate`; `videos` names the held-out videos (none by default).
+    # 'rush' (a real person replayed too fast; optional, not in the default kinds): rush_speed 2
+    # (twice walking pace, a jogger or a slow cyclist) fixed from the footage, before any result.
     "validation": {"videos": [], "kinds": ["glide", "foreign", "fast"], "seed": 0, "span": 24,
-                   "speed": 1.25, "object_speed": 1.25, "gap": 16, "copies": 3},
+                   "speed": 1.25, "object_speed": 1.25, "rush_speed": 2.0, "gap": 16,
+                   "copies": 3},
     # seqvad.scoring: the object score is the paper's prediction error (error: mse | psnr);
     # frame score = max over objects, median-filtered over median_window frames; the alarm
     # threshold is the threshold_quantile of the training frame scores

@@ -207,11 +207,15 @@ def evaluate(run_dir: Path, device: str = "cpu", progress: bool = True, report: 
         raw, smoothed = scorer.frame_scores(scores, store.index, store.frame_counts)
         metrics = scoring.evaluate_scores(labels, smoothed).as_dict()
         metrics["micro_auc_unsmoothed"] = scoring.micro_auc(labels, raw)
-        if phase_scorer is not scorer:
+        if tasks and "pre" not in tasks:
             metrics["score"] = "reconstruction error (the phase trains no prediction head)"
-        elif not scorer.raw:  # the paper's score alone (raw prediction errors), for comparison
-            _, alone = scorer.frame_scores(terms["pre"], store.index, store.frame_counts)
-            metrics["prediction_only"] = scoring.evaluate_scores(labels, alone).as_dict()
+        else:
+            if phase_scorer is not scorer:
+                metrics["score"] = (f"{' + '.join(phase_scorer.weighted_terms)} (the other terms' heads are "
+                                    "not trained in this phase)")
+            if not phase_scorer.raw:  # the paper's score alone (raw prediction errors), for comparison
+                _, alone = scorer.frame_scores(terms["pre"], store.index, store.frame_counts)
+                metrics["prediction_only"] = scoring.evaluate_scores(labels, alone).as_dict()
         if truth is not None:
             metrics.update(region_scores(truth, store, scores))
         metrics["score_seconds"] = round(time.perf_counter() - started, 2)
@@ -243,16 +247,29 @@ def evaluate(run_dir: Path, device: str = "cpu", progress: bool = True, report: 
     return result
 
 
+# the task that trains the head each optional score term reads (seqvad.scoring.errors)
+TERM_TASKS = {"rec": "rec", "order": "cls"}
+
+
 def scorer_for_tasks(scorer, config: dict, tasks, device: str, train_store):
     """The scorer for a checkpoint that trained ``tasks``: ``scorer`` itself when the prediction
-    head was trained (or the tasks are unknown); the reconstruction error, normalised on training
+    head was trained (or the tasks are unknown), less any term whose head it did not train (the
+    order classifier's doubt before phase 3); the reconstruction error, normalised on training
     objects, for a phase that trained ``rec`` but not ``pre`` (the learning-order study's
     Rec-first phases: an untrained prediction head's error means nothing); None when neither
     head was trained (a Cls-only phase, which the paper also leaves unscored)."""
     from seqvad import scoring
     from seqvad.config import deep_merge
 
-    if not tasks or "pre" in tasks:
+    if tasks and "pre" in tasks:
+        untrained = [term for term, task in TERM_TASKS.items() if scorer.weights.get(term) and task not in tasks]
+        if not untrained:
+            return scorer
+        # a term whose head this phase never trained would add noise: it scores 0 here
+        terms = {**scorer.weights, **{term: 0.0 for term in untrained}}
+        partial = scoring.Scorer(deep_merge(config.get("scoring") or {}, {"terms": terms}), device=device)
+        return partial.fit_context(train_store.cubes, train_store.index)
+    if not tasks:
         return scorer
     if "rec" not in tasks:
         return None

@@ -13,6 +13,12 @@ known synthetic anomalies, labelled frame by frame:
 * ``foreign``: an object never seen in training (a cyclist or a person pushing a cart, drawn
   by the synthetic scene's painter at the local person size) crosses part of the scene at
   ``object_speed`` pixels per frame;
+* ``rush``: a real walking person of the scene, followed through the span and cut out against
+  the empty scene, moves ``rush_speed`` times too fast (limbs and stride both) along its own
+  path, then stands frozen where its own time catches up, while the rest of the scene plays on
+  at normal speed (like Ped2's cyclists and runners among walkers: one real person out of step;
+  only that object is abnormal).  It is the scene's own person at the scene's own time, so the
+  span starts and ends without a jump, and nothing is pasted that the scene did not hold;
 * ``reverse``: the scene plays backwards over the span (continuous at both ends);
 * ``freeze``: the scene stops (one frame repeated).
 
@@ -44,8 +50,9 @@ import numpy as np
 from seqvad.data.videos import FrameReader, Video
 from seqvad.errors import ConfigError
 
-KINDS = ("fast", "glide", "foreign", "reverse", "freeze")
-VALIDATION_KEYS = ("videos", "kinds", "seed", "span", "speed", "object_speed", "gap", "copies")
+KINDS = ("fast", "glide", "foreign", "rush", "reverse", "freeze")
+VALIDATION_KEYS = ("videos", "kinds", "seed", "span", "speed", "object_speed", "rush_speed", "gap", "copies")
+PASTED = ("glide", "foreign", "rush")  # kinds that paste one object: at most one per video
 
 
 @dataclass(frozen=True)
@@ -65,6 +72,8 @@ class Plan:
     injections: list[Injection]
     foreign: dict[str, Any] | None = None  # where and how the pasted object moves, if any
     sprite: tuple[np.ndarray, np.ndarray] | None = None  # 'glide': the person's pixels and mask
+    tube: list[tuple[int, int, np.ndarray, np.ndarray]] | None = None  # 'rush': (x, y, pixels, mask) per frame
+    background: np.ndarray | None = None  # 'rush': the empty scene, painted where the person was
 
     def labels(self) -> np.ndarray:
         labels = np.zeros(len(self.source_index), np.uint8)
@@ -83,6 +92,7 @@ class Settings:
     span: int  # abnormal output frames per injection
     speed: float  # 'fast': source frames per output frame
     object_speed: float  # 'glide', 'foreign': pixels per frame (Ped2 walkers: about 1)
+    rush_speed: float  # 'rush': the person's frames per output frame
     gap: int  # normal frames before the first span and between spans (at least)
     copies: int  # injected versions of each held-out video (other draws): more anomalies, less noise
 
@@ -105,8 +115,8 @@ class Settings:
             raise ConfigError("validation: span must be >= 4 and gap >= 8 frames")
         if not (isinstance(settings.copies, int) and settings.copies >= 1):
             raise ConfigError(f"validation.copies: expected a whole number >= 1, got {settings.copies!r}")
-        if not (settings.speed > 1 and settings.object_speed > 0):
-            raise ConfigError("validation: speed must be > 1 and object_speed > 0")
+        if not (settings.speed > 1 and settings.rush_speed > 1 and settings.object_speed > 0):
+            raise ConfigError("validation: speed and rush_speed must be > 1 and object_speed > 0")
         return settings
 
 
@@ -131,7 +141,7 @@ def plan_video(frames: int, kinds: Sequence[str], settings: Settings, rng: np.ra
     left out (at least one always fits a video of >= 2 * gap + span * speed frames)."""
     source: list[int] = []
     injections: list[Injection] = []
-    foreign = sprite = None
+    foreign = sprite = tube = background = None
     position = 0  # next source frame
 
     def normal(count: int) -> None:  # plays on, never past the source's last frame
@@ -146,11 +156,24 @@ def plan_video(frames: int, kinds: Sequence[str], settings: Settings, rng: np.ra
         need = {"fast": int(np.ceil(span * settings.speed)), "reverse": 0, "freeze": 1}.get(kind, span)
         if position + need + settings.gap > frames or (kind == "reverse" and position < span + 1):
             continue
-        if kind in ("glide", "foreign") and foreign is not None:
+        if kind in PASTED and foreign is not None:
             continue  # one pasted object per video
         if kind == "glide":
             sprite = person_sprite(video, rng) if video is not None else None
             if sprite is None:
+                continue
+        if kind == "rush":  # the first person who can be followed from one of the next frames
+            if video is None:
+                continue
+            background = _background(video)[1] if background is None else background
+            for shift in range(settings.gap):
+                if position + shift + span + settings.gap > frames:
+                    break
+                tube = person_tube(video, rng, position + shift, span, background)
+                if tube is not None:
+                    normal(shift)
+                    break
+            if tube is None:
                 continue
         start = len(source)
         if kind == "fast":
@@ -167,43 +190,111 @@ def plan_video(frames: int, kinds: Sequence[str], settings: Settings, rng: np.ra
         elif kind == "glide":
             foreign = glide_path(rng, start, span, settings.object_speed, height, width, sprite)
             normal(span)
+        elif kind == "rush":
+            foreign = {"kind": "rush", "first": start, "last": start + span - 1, "step": float(settings.rush_speed),
+                       "source_first": position}
+            normal(span)
         else:  # foreign
             foreign = foreign_object(rng, start, span, settings.object_speed, height, width)
             normal(span)
         injections.append(Injection(kind, start, start + span))
         normal(settings.gap + int(rng.integers(0, settings.gap)))
     normal(max(0, frames - position))
-    return Plan(np.asarray(source, np.int64), injections, foreign, sprite)
+    return Plan(np.asarray(source, np.int64), injections, foreign, sprite, tube, background)
+
+
+def _background(video: Video, samples: int = 25) -> tuple[np.ndarray, np.ndarray]:
+    """(frame indices sampled evenly, their median: the video's empty scene)."""
+    picks = np.linspace(0, len(video) - 1, num=min(samples, len(video))).astype(int)
+    frames = np.stack([video.frame(int(i)) for i in picks])
+    return picks, np.median(frames, axis=0).astype(np.uint8)
+
+
+def _blobs(frame: np.ndarray, background: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Moving blobs of ``frame`` against ``background`` (OpenCV connected components):
+    ``(labels image, stats rows x/y/w/h/area, centroids)``, background row 0 included."""
+    import cv2
+
+    kernel = np.ones((3, 3), np.uint8)
+    difference = np.abs(frame.astype(np.int16) - background.astype(np.int16)).max(axis=2)
+    foreground = cv2.morphologyEx((difference > 25).astype(np.uint8), cv2.MORPH_OPEN, kernel)
+    foreground = cv2.dilate(foreground, kernel)
+    _, labels, stats, centroids = cv2.connectedComponentsWithStats(foreground)
+    return labels, stats, centroids
+
+
+def _inside(stat: np.ndarray, height: int, width: int) -> bool:
+    x, y, w, h = (int(v) for v in stat[:4])
+    return x > 0 and y > 0 and x + w < width and y + h < height
+
+
+def _person_like(stat: np.ndarray, height: int, width: int) -> bool:
+    """Person-sized (0.15-2 % of the frame), upright, not cut by the frame's border."""
+    area, w, h = int(stat[4]), int(stat[2]), int(stat[3])
+    return 0.0015 * height * width <= area <= 0.02 * height * width and h >= 1.3 * w and _inside(stat, height, width)
+
+
+def _cut(frame: np.ndarray, labels: np.ndarray, stat: np.ndarray, k: int) -> tuple[int, int, np.ndarray, np.ndarray]:
+    x, y, w, h = (int(v) for v in stat[:4])
+    return x, y, frame[y:y + h, x:x + w].copy(), labels[y:y + h, x:x + w] == k
 
 
 def person_sprite(video: Video, rng: np.random.Generator, samples: int = 25) -> tuple[np.ndarray, np.ndarray] | None:
     """A person-sized moving blob of ``video``, cut out against its median background:
     ``(pixels (h, w, C), mask (h, w) bool)``, or None when no frame has one."""
-    import cv2
-
-    picks = np.linspace(0, len(video) - 1, num=min(samples, len(video))).astype(int)
-    frames = np.stack([video.frame(int(i)) for i in picks])
-    background = np.median(frames, axis=0).astype(np.uint8)
+    picks, background = _background(video, samples)
     height, width = background.shape[:2]
-    kernel = np.ones((3, 3), np.uint8)
     for i in rng.permutation(len(picks)):
-        frame = frames[i]
-        difference = np.abs(frame.astype(np.int16) - background.astype(np.int16)).max(axis=2)
-        foreground = cv2.morphologyEx((difference > 25).astype(np.uint8), cv2.MORPH_OPEN, kernel)
-        foreground = cv2.dilate(foreground, kernel)
-        count, labels, stats, _ = cv2.connectedComponentsWithStats(foreground)
-        candidates = [k for k in range(1, count)
-                      if 0.0015 * height * width <= stats[k, cv2.CC_STAT_AREA] <= 0.02 * height * width
-                      and stats[k, cv2.CC_STAT_HEIGHT] >= 1.3 * stats[k, cv2.CC_STAT_WIDTH]
-                      and stats[k, cv2.CC_STAT_LEFT] > 0 and stats[k, cv2.CC_STAT_TOP] > 0
-                      and stats[k, cv2.CC_STAT_LEFT] + stats[k, cv2.CC_STAT_WIDTH] < width
-                      and stats[k, cv2.CC_STAT_TOP] + stats[k, cv2.CC_STAT_HEIGHT] < height]
+        frame = video.frame(int(picks[i]))
+        labels, stats, _ = _blobs(frame, background)
+        candidates = [k for k in range(1, len(stats)) if _person_like(stats[k], height, width)]
         if candidates:
             k = int(rng.choice(candidates))
-            x, y, w, h = (int(stats[k, c]) for c in (cv2.CC_STAT_LEFT, cv2.CC_STAT_TOP, cv2.CC_STAT_WIDTH,
-                                                       cv2.CC_STAT_HEIGHT))
-            return frame[y:y + h, x:x + w].copy(), labels[y:y + h, x:x + w] == k
+            return _cut(frame, labels, stats[k], k)[2:]
     return None
+
+
+def person_tube(video: Video, rng: np.random.Generator, first: int, length: int,
+                background: np.ndarray) -> list[tuple[int, int, np.ndarray, np.ndarray]] | None:
+    """A real person of ``video`` seen in frame ``first``, followed over ``length`` frames and cut
+    out against the ``background``: ``[(x, y, pixels, mask) per frame]``, or None when nobody in
+    that frame can be followed that long.
+
+    Following is nearest-centroid association of moving blobs from frame to frame, accepted only
+    while the blob keeps its size (0.6-1.6x) and stays inside the frame; a person who merges with
+    a passer-by, leaves, or walks under 0.5 px/frame is dropped and the next candidate is tried.
+    Written here rather than with an OpenCV tracker: the blobs are already there, and a tracker's
+    box would carry background."""
+    if first + length > len(video):
+        return None
+    height, width = background.shape[:2]
+    frames = [video.frame(i) for i in range(first, first + length)]
+    found = [_blobs(frame, background) for frame in frames]
+    labels, stats, centroids = found[0]
+    candidates = [k for k in range(1, len(stats)) if _person_like(stats[k], height, width)]
+    for k in rng.permutation(candidates).tolist() if candidates else []:
+        tube = [_cut(frames[0], labels, stats[k], k)]
+        start = centre = centroids[k]
+        area, reach = stats[k, 4], max(6.0, 0.5 * stats[k, 3])
+        for frame, (labels_t, stats_t, centroids_t) in zip(frames[1:], found[1:]):
+            near = [j for j in range(1, len(stats_t)) if 0.6 * area <= stats_t[j, 4] <= 1.6 * area
+                    and _inside(stats_t[j], height, width) and np.hypot(*(centroids_t[j] - centre)) <= reach]
+            if not near:
+                break
+            j = min(near, key=lambda j: np.hypot(*(centroids_t[j] - centre)))
+            tube.append(_cut(frame, labels_t, stats_t[j], j))
+            centre, area = centroids_t[j], stats_t[j, 4]
+        # a person standing or dawdling (under 0.5 px/frame) stays normal even replayed too fast
+        if len(tube) == length and np.hypot(*(centre - start)) >= 0.5 * (length - 1):
+            return tube
+    return None
+
+
+def rush_step(j: int, span: int, speed: float) -> int:
+    """'rush': which of the person's own frames output frame ``j`` of the span shows: ``speed``
+    times too fast until it reaches where it would be at the span's end, then it stands frozen
+    there until its own time catches up, so it leaves the span in step with the scene (no jump)."""
+    return max(j, min(int(round(speed * j)), span - 1))
 
 
 def glide_path(rng: np.random.Generator, start: int, span: int, speed: float, height: int, width: int,
@@ -261,6 +352,10 @@ class InjectedReader(FrameReader):
         digest.update(json.dumps(plan.foreign, sort_keys=True).encode())
         if plan.sprite is not None:
             digest.update(plan.sprite[0].tobytes() + plan.sprite[1].tobytes())
+        for x, y, pixels, mask in plan.tube or []:
+            digest.update(np.array([x, y], np.int64).tobytes() + pixels.tobytes() + mask.tobytes())
+        if plan.background is not None:
+            digest.update(plan.background.tobytes())
         self.fingerprint = f"validation-{name}-{digest.hexdigest()}"
 
     def __len__(self) -> int:
@@ -276,7 +371,15 @@ class InjectedReader(FrameReader):
         if spec is None or not spec["first"] <= index <= spec["last"]:
             return frame
         if spec["kind"] == "glide":
-            return self._paste_sprite(frame, index)
+            x, y = self._sprite_origin(index)
+            return _paste(frame, x, y, *self.plan.sprite)
+        if spec["kind"] == "rush":
+            j, shown = self._tube_steps(index)
+            if shown == j:
+                return frame  # in step with the scene: the person is where it really is
+            x, y, _, mask = self.plan.tube[j]  # the person leaves its real place ...
+            frame = _paste(frame, x, y, self.plan.background[y:y + mask.shape[0], x:x + mask.shape[1]], mask)
+            return _paste(frame, *self.plan.tube[shown])  # ... for the one it rushed to
         from seqvad.data.synthetic.drawing import Pen, draw_actor
 
         canvas = np.ascontiguousarray(np.repeat(frame, 3, axis=2) if frame.shape[2] == 1 else frame).copy()
@@ -287,15 +390,20 @@ class InjectedReader(FrameReader):
         spec = self.plan.foreign
         return int(round(spec["x0"] + spec["vx"] * (index - spec["t0"]))), int(round(spec["y"]))
 
-    def _paste_sprite(self, frame: np.ndarray, index: int) -> np.ndarray:
-        pixels, mask = self.plan.sprite
-        x, y = self._sprite_origin(index)
-        h, w = mask.shape
-        out = frame.copy()
-        region = out[y:y + h, x:x + w]
-        region[mask[: region.shape[0], : region.shape[1]]] = pixels[: region.shape[0], : region.shape[1]][
-            mask[: region.shape[0], : region.shape[1]]]
-        return out
+    def _tube_steps(self, index: int) -> tuple[int, int]:
+        """'rush': (the person's own frame at output ``index``, the frame shown instead)."""
+        spec = self.plan.foreign
+        j = index - spec["first"]
+        return j, rush_step(j, len(self.plan.tube), spec["step"])
+
+    def rushed(self, index: int) -> tuple[int, int] | None:
+        """'rush': (source frame of the person's real place, source frame of the place shown) at
+        output ``index`` while they differ; None otherwise."""
+        spec = self.plan.foreign
+        if spec is None or spec["kind"] != "rush" or not spec["first"] <= index <= spec["last"]:
+            return None
+        j, shown = self._tube_steps(index)
+        return None if shown == j else (spec["source_first"] + j, spec["source_first"] + shown)
 
     def foreign_box(self, index: int) -> np.ndarray | None:
         """``(x1, y1, x2, y2)`` of the pasted object in output frame ``index``, or None."""
@@ -306,11 +414,26 @@ class InjectedReader(FrameReader):
             x, y = self._sprite_origin(index)
             h, w = self.plan.sprite[1].shape
             return np.array([x, y, x + w - 1, y + h - 1], np.float32)
+        if spec["kind"] == "rush":
+            if self.rushed(index) is None:
+                return None
+            x, y, _, mask = self.plan.tube[self._tube_steps(index)[1]]
+            return _box(x, y, mask)
         from seqvad.data.synthetic import actor_box
 
         height, width = self.source.read(0).shape[:2]
         x1, y1, x2, y2 = actor_box(_actor(spec), index, height)
         return np.array([max(0.0, x1), max(0.0, y1), min(width - 1.0, x2), min(height - 1.0, y2)], np.float32)
+
+
+def _paste(frame: np.ndarray, x: int, y: int, pixels: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``frame`` with the masked ``pixels`` pasted at top-left (x, y), clipped at the frame's edge."""
+    h, w = mask.shape
+    out = frame.copy()
+    region = out[y:y + h, x:x + w]
+    keep = mask[: region.shape[0], : region.shape[1]]
+    region[keep] = pixels[: region.shape[0], : region.shape[1]][keep]
+    return out
 
 
 def make_validation(held_out: Sequence[Video], settings: Settings) -> list[Video]:
@@ -325,15 +448,21 @@ def make_validation(held_out: Sequence[Video], settings: Settings) -> list[Video
             height, width = video.frame(0).shape[:2]
             plan = plan_video(len(video), kinds, settings, rng, height, width, video)
             if not plan.injections:
-                raise ConfigError(f"validation: video {video.name} ({len(video)} frames) is too short for "
-                                  f"a span of {settings.span} frames; lower validation.span or hold out another")
+                raise ConfigError(f"validation: nothing of kinds {', '.join(kinds)} fits video {video.name} "
+                                  f"({len(video)} frames): too short for a span of {settings.span} frames, "
+                                  f"or no moving person to cut out; lower validation.span, add kinds or "
+                                  f"hold out another video")
             name = f"{video.name}-val{copy}"
             out.append(Video(name, InjectedReader(video.reader, plan, name), labels=plan.labels(), fps=video.fps))
     return out
 
 
 def injected_boxes(video: Video, source_boxes: Sequence[np.ndarray]) -> list[np.ndarray]:
-    """Per output frame: the source frame's boxes (k, 4..6) plus the painted object's box."""
+    """Per output frame: the source frame's boxes (k, 4..6) plus the painted object's box.
+
+    A 'rush' person leaves its real place for one its own future frame shows: its box there is
+    dropped, and the box that frame's detector gave it (best overlap with the cut-out, IoU >= 0.3)
+    added, so that its crops are framed as the detector frames people (a cut-out's tight box is not)."""
     reader = video.reader
     if not isinstance(reader, InjectedReader):
         raise ConfigError(f"{video.name}: not a validation video")
@@ -342,5 +471,42 @@ def injected_boxes(video: Video, source_boxes: Sequence[np.ndarray]) -> list[np.
         boxes = np.asarray(source_boxes[int(source)], np.float32)
         boxes = boxes[:, :4] if boxes.size else np.zeros((0, 4), np.float32)
         extra = reader.foreign_box(index)
+        rushed = reader.rushed(index)
+        if rushed is not None:
+            real, shown = rushed
+            x, y, _, mask = reader.plan.tube[real - reader.plan.foreign["source_first"]]
+            boxes = _without(boxes, _box(x, y, mask))
+            extra = _matching_box(np.asarray(source_boxes[shown], np.float32), extra)
         out.append(boxes if extra is None else np.vstack([boxes, extra[None]]))
     return out
+
+
+def _matching_box(boxes: np.ndarray, box: np.ndarray, min_iou: float = 0.3) -> np.ndarray:
+    """The row of ``boxes`` (k, 4..) that overlaps ``box`` most if IoU >= ``min_iou``, else ``box``."""
+    if not boxes.size:
+        return box
+    iou = _iou(boxes, box)
+    best = int(np.argmax(iou))
+    return boxes[best, :4].astype(np.float32) if iou[best] >= min_iou else box
+
+
+def _box(x: int, y: int, mask: np.ndarray) -> np.ndarray:
+    h, w = mask.shape
+    return np.array([x, y, x + w - 1, y + h - 1], np.float32)
+
+
+def _without(boxes: np.ndarray, box: np.ndarray, min_iou: float = 0.3) -> np.ndarray:
+    """``boxes`` less the one that overlaps ``box`` most, if IoU >= ``min_iou``."""
+    if not len(boxes):
+        return boxes
+    iou = _iou(boxes, box)
+    best = int(np.argmax(iou))
+    return np.delete(boxes, best, axis=0) if iou[best] >= min_iou else boxes
+
+
+def _iou(boxes: np.ndarray, box: np.ndarray) -> np.ndarray:
+    x1, y1 = np.maximum(boxes[:, 0], box[0]), np.maximum(boxes[:, 1], box[1])
+    x2, y2 = np.minimum(boxes[:, 2], box[2]), np.minimum(boxes[:, 3], box[3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    area = lambda b: (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])  # noqa: E731
+    return inter / np.maximum(area(boxes[:, :4]) + area(box) - inter, 1e-9)
