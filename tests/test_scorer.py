@@ -129,3 +129,48 @@ def test_streaming_frames_equal_batch_frames():
     np.testing.assert_array_equal(raws, raw[0])
     assert [i for i, _ in out] == list(range(length))
     np.testing.assert_array_equal([s for _, s in out], smoothed)
+
+
+def test_normalize_by_height_and_count_uses_training_objects_only(tiny):
+    from sklearn.isotonic import IsotonicRegression
+
+    model, (train_cubes, train_index, counts), (cubes, index) = tiny["model"], tiny["train"], tiny["test"]
+    rng = np.random.default_rng(1)  # objects of many heights
+    train_index = {**train_index, "y2": train_index["y1"] + rng.uniform(10, 60, len(train_cubes)).astype(np.float32)}
+    index = {**index, "y2": index["y1"] + rng.uniform(10, 60, len(cubes)).astype(np.float32)}
+    scorer = Scorer({"engine": "torch", "normalize_by": ["height", "count"]}).fit(model, train_cubes, train_index,
+                                                                                  counts)
+    assert not scorer.paper_score
+    # an object's score: its error in units of the training errors of its height decile
+    train_errors, errors = scoring.object_errors(model, train_cubes), scoring.object_errors(model, cubes)
+    heights = train_index["y2"] - train_index["y1"]
+    edges = np.percentile(heights, np.arange(10, 100, 10))
+    train_bins, bins = np.digitize(heights, edges), np.digitize(index["y2"] - index["y1"], edges)
+    q1, median, q3 = np.array([np.percentile(train_errors[train_bins == b], [25, 50, 75]) for b in bins]).T
+    objects = scorer.object_scores(model, cubes, index)
+    np.testing.assert_allclose(objects, (errors - median) / (q3 - q1), rtol=1e-9)
+    # a frame's score: its maximum less the training frames' expected maximum at its object count
+    train_objects = scorer.object_scores(model, train_cubes, train_index)
+    train_max, _ = Scorer().frame_scores(train_objects, train_index, counts)
+    train_counts = scoring.frames.object_counts(train_index, counts)
+    seen = train_counts > 0
+    expected = IsotonicRegression(out_of_bounds="clip").fit(train_counts[seen], np.concatenate(train_max)[seen])
+    (raw,), _ = scorer.frame_scores(objects, index, [20])
+    (plain,), _ = Scorer().frame_scores(objects, index, [20])
+    count = scoring.frames.object_counts(index, [20])
+    np.testing.assert_allclose(raw[count > 0], plain[count > 0] - expected.predict(count[count > 0]), rtol=1e-9)
+    assert (count == 0).any() and (raw[count == 0] == scorer.empty_).all() and scorer.empty_ < raw[count > 0].min()
+    # streaming gives the same frame scores
+    groups = [objects[index["frame"] == f] for f in range(20)]
+    np.testing.assert_allclose(scorer.streaming_frames().raw(groups), raw, rtol=1e-12)
+    # the fitted normalisations travel with the model, weights only
+    buffer = io.BytesIO()
+    torch.save(scorer.state_dict(), buffer)
+    buffer.seek(0)
+    loaded = Scorer.from_state(torch.load(buffer, weights_only=True))
+    np.testing.assert_array_equal(loaded.object_scores(model, cubes, index), objects)
+    np.testing.assert_array_equal(loaded.frame_scores(objects, index, [20])[0][0], raw)
+    with pytest.raises(ConfigError, match="normalize_by: unknown size"):
+        Scorer({"normalize_by": ["size"]})
+    with pytest.raises(ConfigError, match="needs scoring.error: mse"):
+        Scorer({"normalize_by": ["count"], "error": "psnr"})

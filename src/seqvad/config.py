@@ -111,6 +111,9 @@ DEFAULTS: dict[str, Any] = {
                 # optional motion context (seqvad.context): place + velocity of each object
                 # against the training objects', added to its normalised prediction error
                 "context": {"enabled": False, "weight": 1.0, "k": 10},
+                # optional normalisation by nuisances measured on training objects
+                # (seqvad.scoring.nuisance): [height] and/or [count]; none is the paper's score
+                "normalize_by": [],
                 # optional per-object terms (seqvad.scoring.errors), term -> weight: any nonzero
                 # weight besides pre sums every weighted term normalised by its training
                 # median / IQR; choose them on the validation split, never on test

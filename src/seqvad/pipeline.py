@@ -204,7 +204,7 @@ def evaluate(run_dir: Path, device: str = "cpu", progress: bool = True, report: 
             bar.update(1, item=f"{path.stem} not scored ({unscored[path.stem]})")
             continue
         terms, scores = score_with(phase_scorer, model, train_store, store, context_scores)
-        raw, smoothed = scorer.frame_scores(scores, store.index, store.frame_counts)
+        raw, smoothed = phase_scorer.frame_scores(scores, store.index, store.frame_counts)
         metrics = scoring.evaluate_scores(labels, smoothed).as_dict()
         metrics["micro_auc_unsmoothed"] = scoring.micro_auc(labels, raw)
         if tasks and "pre" not in tasks:
@@ -213,8 +213,8 @@ def evaluate(run_dir: Path, device: str = "cpu", progress: bool = True, report: 
             if phase_scorer is not scorer:
                 metrics["score"] = (f"{' + '.join(phase_scorer.weighted_terms)} (the other terms' heads are "
                                     "not trained in this phase)")
-            if not phase_scorer.raw:  # the paper's score alone (raw prediction errors), for comparison
-                _, alone = scorer.frame_scores(terms["pre"], store.index, store.frame_counts)
+            if not phase_scorer.paper_score:  # the paper's score alone (raw prediction errors), for comparison
+                _, alone = phase_scorer.frame_scores(terms["pre"], store.index, store.frame_counts, normalised=False)
                 metrics["prediction_only"] = scoring.evaluate_scores(labels, alone).as_dict()
         if truth is not None:
             metrics.update(region_scores(truth, store, scores))
@@ -311,8 +311,14 @@ def score_with(scorer, model, train_store, store, context_scores: np.ndarray | N
     on ``train_store`` first when it needs them (its context model is fitted once, by the caller)."""
     if scorer.needs_stats:
         scorer.fit_terms(model, train_store.cubes)
+    scorer.fit_nuisance(model, train_store.cubes, train_store.index, train_store.frame_counts)
     terms = scorer.terms(model, store.cubes)
-    return terms, scorer.combine(terms, context_scores)
+    scores = scorer.combine(terms, context_scores)
+    if "height" in scorer.normalize_by:
+        from seqvad.scoring.nuisance import box_heights
+
+        scores = scorer.height_(scores, box_heights(store.index))
+    return terms, scores
 
 
 def oracle_best_epoch(run_dir: Path, store, labels: list[np.ndarray], scorer,
@@ -324,7 +330,7 @@ def oracle_best_epoch(run_dir: Path, store, labels: list[np.ndarray], scorer,
     paths = sorted((Path(run_dir) / "checkpoints" / "epochs").glob("phase*-epoch*.pt"))
     if not paths:
         raise DataError(f"{run_dir}: no epoch checkpoints (train with --set train.keep_epoch_checkpoints=true)")
-    train_store = load_store(run_dir, "train") if scorer.needs_stats else None
+    train_store = load_store(run_dir, "train") if scorer.needs_stats or scorer.normalize_by else None
     rows = []
     for path in paths:
         model, _, info = load_model(path, map_location=scorer.device)

@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 from collections import deque
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 from scipy.ndimage import median_filter
@@ -35,21 +35,37 @@ def check_window(window) -> int:
 
 
 def frame_scores(errors: np.ndarray, video_ids: np.ndarray, frames: np.ndarray,
-                 frame_counts: Sequence[int]) -> list[np.ndarray]:
+                 frame_counts: Sequence[int], expected_max: Callable | None = None,
+                 empty: float | None = None) -> list[np.ndarray]:
     """Max object score per frame (Eq. 12), 0 for frames without objects (Eq. 13).
 
     ``video_ids[i]`` and ``frames[i]`` locate object ``i``; returns one array per video.
     Scores that can be negative (minus PSNR) give empty frames the lowest score seen
-    instead of 0, so that 'no object' still means 'least anomalous'.
+    instead of 0, so that 'no object' still means 'least anomalous'; ``empty`` fixes that score
+    instead. ``expected_max(counts)`` (``scoring.normalize_by: count``) is subtracted from the
+    maximum of each frame with ``counts`` objects.
     """
     errors = np.asarray(errors, dtype=np.float64)
     offsets = np.concatenate([[0], np.cumsum(frame_counts)]).astype(np.int64)
-    empty = min(0.0, float(errors.min())) if len(errors) else 0.0
+    slots = offsets[np.asarray(video_ids, np.int64)] + np.asarray(frames, np.int64) if len(errors) else None
     flat = np.full(offsets[-1], -np.inf)
     if len(errors):
-        np.maximum.at(flat, offsets[np.asarray(video_ids, np.int64)] + np.asarray(frames, np.int64), errors)
-    flat[np.isneginf(flat)] = empty
+        np.maximum.at(flat, slots, errors)
+    seen = ~np.isneginf(flat)
+    if expected_max is not None and seen.any():
+        flat[seen] -= expected_max(np.bincount(slots, minlength=len(flat))[seen])
+    if empty is None:  # the lowest object score, or frame score once counts are subtracted
+        lowest = errors if expected_max is None else flat[seen]
+        empty = min(0.0, float(lowest.min())) if len(lowest) else 0.0
+    flat[~seen] = empty
     return [flat[a:b] for a, b in zip(offsets[:-1], offsets[1:])]
+
+
+def object_counts(index: Mapping[str, np.ndarray], frame_counts: Sequence[int]) -> np.ndarray:
+    """Objects in each frame of the concatenated videos (``index['video']``, ``index['frame']``)."""
+    offsets = np.concatenate([[0], np.cumsum(frame_counts)]).astype(np.int64)
+    videos = np.asarray(index["video"], np.int64) if "video" in index else np.zeros(len(index["frame"]), np.int64)
+    return np.bincount(offsets[videos] + np.asarray(index["frame"], np.int64), minlength=int(offsets[-1]))
 
 
 def smooth(scores: Sequence[np.ndarray], window: int | None = None) -> list[np.ndarray]:
@@ -70,9 +86,12 @@ class StreamingFrames:
     Memory: the last ``window`` raw scores.
     """
 
-    def __init__(self, window: int | None = None):
+    def __init__(self, window: int | None = None, expected_max: Callable | None = None,
+                 empty: float | None = None):
         self.half = max(median_window() if window is None else check_window(window), 1) // 2
-        self.empty = 0.0  # raw score of a frame without objects
+        self.expected_max = expected_max  # as in frame_scores
+        self.fixed_empty = empty is not None
+        self.empty = 0.0 if empty is None else float(empty)  # raw score of a frame without objects
         self._raw: dict[int, float] = {}
         self._waiting: deque[int] = deque()  # frames whose smoothed score is not known yet, in order
 
@@ -82,10 +101,14 @@ class StreamingFrames:
         Batch scoring takes the lowest score of the whole video, which a stream cannot know
         yet: the lowest so far (this group's included) stands in. Equal for scores >= 0 (mse,
         the default); minus PSNR is negative."""
-        lowest = [float(np.min(g)) for g in groups if len(g)]
-        if lowest:
-            self.empty = min(self.empty, min(lowest))
-        return [float(np.max(g)) if len(g) else self.empty for g in groups]
+        tops = [float(np.max(g)) - (float(self.expected_max(len(g))) if self.expected_max else 0.0)
+                if len(g) else None for g in groups]
+        if not self.fixed_empty:
+            lowest = [float(np.min(g)) for g in groups if len(g)] if self.expected_max is None else \
+                [t for t in tops if t is not None]
+            if lowest:
+                self.empty = min(self.empty, min(lowest))
+        return [self.empty if t is None else t for t in tops]
 
     def push(self, index: int, raw: float) -> list[tuple[int, float]]:
         self._raw[index] = raw

@@ -9,6 +9,8 @@ score, fitted attributes ending in ``_`` and a fitted-check, as PyOD's ``BaseDet
 * ``context_``: the motion-context model (:mod:`seqvad.context`) when ``scoring.context.enabled``;
 * ``density_``: the kNN density of latent codes (:class:`~seqvad.scoring.terms.LatentDensity`)
   when ``scoring.terms.knn`` is weighted;
+* ``height_``, ``count_``, ``empty_``: the nuisance normalisations of ``scoring.normalize_by``
+  (:mod:`seqvad.scoring.nuisance`) and the score of a frame without objects under them;
 * ``threshold_``: the ``scoring.threshold_quantile`` quantile of the training frame scores.
 
 The object score (``combine``):
@@ -33,6 +35,7 @@ from seqvad.config import ENGINES
 from seqvad.errors import ConfigError, DataError
 from seqvad.scoring import errors as _errors
 from seqvad.scoring import frames as _frames
+from seqvad.scoring.nuisance import CountNorm, HeightNorm, box_heights, check_nuisances
 from seqvad.scoring.terms import LatentDensity, combine, normalise, robust_stats
 
 STATE_VERSION = 1
@@ -94,6 +97,10 @@ class Scorer:
         self.context = {"enabled": bool(context.get("enabled")), "weight": float(context.get("weight", 1.0)),
                         "k": int(context.get("k", 10))}
         self.knn_k = cfg["knn_k"]
+        self.normalize_by = check_nuisances(cfg["normalize_by"])
+        if self.normalize_by and self.error != "mse":
+            raise ConfigError("scoring.normalize_by needs scoring.error: mse (scores >= 0 give frames "
+                              "without objects a fixed lowest score)")
         if self.weights.get("knn"):
             LatentDensity(self.knn_k)  # checks k
         self.window = _frames.median_window(cfg)
@@ -101,6 +108,9 @@ class Scorer:
         self.stats_: dict[str, dict[str, float]] = {}
         self.context_ = None
         self.density_: LatentDensity | None = None
+        self.height_: HeightNorm | None = None
+        self.count_: CountNorm | None = None
+        self.empty_: float | None = None
         self.threshold_: float | None = None
 
     # -- what the config asks ---------------------------------------------------------------
@@ -108,6 +118,11 @@ class Scorer:
     def raw(self) -> bool:
         """The object score is the paper's raw prediction error (Eq. 11)."""
         return not (self.combined or self.normalize or self.context["enabled"])
+
+    @property
+    def paper_score(self) -> bool:
+        """Objects and frames are scored as the paper does: raw prediction error, max per frame."""
+        return self.raw and not self.normalize_by
 
     @property
     def needs_stats(self) -> bool:
@@ -144,6 +159,7 @@ class Scorer:
         the threshold (a pass over all training cubes)."""
         self.fit_context(cubes, index)
         self.fit_terms(model, cubes)
+        self.fit_nuisance(model, cubes, index, frame_counts)
         if threshold:
             self.fit_threshold(model, cubes, index, frame_counts)
         return self
@@ -165,6 +181,29 @@ class Scorer:
             self.density_ = LatentDensity(self.knn_k).fit(values["knn"])
             values["knn"] = self.density_.training_scores()  # each code against the others
         self.stats_ = {name: robust_stats(value) for name, value in values.items()}
+        return self
+
+    def fit_nuisance(self, model, cubes: np.ndarray, index: Mapping[str, np.ndarray],
+                     frame_counts: Sequence[int] | None = None, values: np.ndarray | None = None) -> "Scorer":
+        """The ``scoring.normalize_by`` normalisations, from every training object's score (a pass
+        over all training cubes, unless their scores before normalisation are given as ``values``;
+        nothing when ``normalize_by`` is empty)."""
+        if not self.normalize_by:
+            return self
+        self.height_ = self.count_ = None
+        if values is None:
+            values = self.combine(self.terms(model, cubes), self.context_scores(cubes, index))
+        lowest = 0.0  # squared errors, and the clipped sums of terms, are >= 0
+        if "height" in self.normalize_by:
+            heights = box_heights(index)
+            self.height_ = HeightNorm().fit(values, heights)
+            values, lowest = self.height_(values, heights), self.height_.lowest(lowest)
+        if "count" in self.normalize_by:
+            raw, _ = self.frame_scores(values, index, frame_counts, normalised=False)
+            counts = _frames.object_counts(index, frame_counts)
+            self.count_ = CountNorm().fit(np.concatenate(raw), counts)
+            lowest -= float(self.count_.expected_.max())
+        self.empty_ = lowest - 1.0  # below any frame with objects, the same in batch and stream
         return self
 
     def fit_threshold(self, model, cubes: np.ndarray, index: Mapping[str, np.ndarray],
@@ -238,24 +277,39 @@ class Scorer:
         return scores
 
     def object_scores(self, model, cubes: np.ndarray, index: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
-        """Anomaly score of each object (``index`` holds its box: x1, y1, x2, y2; needed with context)."""
-        return self.combine(self.terms(model, cubes), self.context_scores(cubes, index))
+        """Anomaly score of each object (``index`` holds its box: x1, y1, x2, y2; needed with context
+        and ``normalize_by: height``)."""
+        scores = self.combine(self.terms(model, cubes), self.context_scores(cubes, index))
+        if "height" in self.normalize_by:
+            self.check_fitted("height")
+            scores = self.height_(scores, box_heights(index))
+        return scores
 
     def frame_scores(self, object_values: np.ndarray, index: Mapping[str, np.ndarray],
-                     frame_counts: Sequence[int] | None = None) -> tuple[list[np.ndarray], list[np.ndarray]]:
+                     frame_counts: Sequence[int] | None = None,
+                     normalised: bool = True) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """Raw (max per frame) and median-filtered frame scores per video, from one value per
-        object located by ``index['video']`` and ``index['frame']``."""
+        object located by ``index['video']`` and ``index['frame']``; with ``normalize_by:
+        count`` (and ``normalised``), minus the expected maximum at each frame's object count."""
         videos = np.asarray(index["video"], np.int64) if "video" in index else np.zeros(len(object_values), np.int64)
         frames = np.asarray(index["frame"], np.int64)
         if frame_counts is None:
             frame_counts = [int(frames[videos == v].max()) + 1 for v in range(int(videos.max()) + 1)] \
                 if len(videos) else []
-        raw = _frames.frame_scores(object_values, videos, frames, frame_counts)
+        expected, empty = self._frame_normalisation() if normalised else (None, None)
+        raw = _frames.frame_scores(object_values, videos, frames, frame_counts, expected, empty)
         return raw, _frames.smooth(raw, self.window)
+
+    def _frame_normalisation(self):
+        """(expected maximum by object count or None, fixed empty-frame score or None)."""
+        if not self.normalize_by:
+            return None, None
+        self.check_fitted("empty", *(["count"] if "count" in self.normalize_by else []))
+        return (self.count_.expected if self.count_ is not None else None), self.empty_
 
     def streaming_frames(self) -> "_frames.StreamingFrames":
         """Frame scores and smoothing one frame at a time, equal to :meth:`frame_scores`."""
-        return _frames.StreamingFrames(self.window)
+        return _frames.StreamingFrames(self.window, *self._frame_normalisation())
 
     # -- persistence ------------------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -264,7 +318,10 @@ class Scorer:
                 "stats": {name: dict(value) for name, value in self.stats_.items()},
                 "threshold": self.threshold_,
                 "context": None if self.context_ is None else _to_tensors(self.context_.state_dict()),
-                "density": None if self.density_ is None else _to_tensors(self.density_.state_dict())}
+                "density": None if self.density_ is None else _to_tensors(self.density_.state_dict()),
+                "height": None if self.height_ is None else _to_tensors(self.height_.state_dict()),
+                "count": None if self.count_ is None else _to_tensors(self.count_.state_dict()),
+                "empty": self.empty_}
 
     @classmethod
     def from_state(cls, state: Mapping, device: str = "cpu") -> "Scorer":
@@ -279,6 +336,11 @@ class Scorer:
             scorer.context_ = ContextModel.from_state(_to_arrays(state["context"]))
         if state.get("density") is not None:
             scorer.density_ = LatentDensity.from_state(_to_arrays(state["density"]))
+        if state.get("height") is not None:
+            scorer.height_ = HeightNorm.from_state(_to_arrays(state["height"]))
+        if state.get("count") is not None:
+            scorer.count_ = CountNorm.from_state(_to_arrays(state["count"]))
+        scorer.empty_ = None if state.get("empty") is None else float(state["empty"])
         return scorer
 
 
