@@ -12,7 +12,8 @@ def test_builtin_config_is_valid(name):
 
 
 def test_ped2_boxes_differs_from_ped2_only_in_detector_balance_and_score():
-    # the two Ped2 recipes: the gradient lever and the kNN score term were chosen per detector on
+    # the two Ped2 recipes: the gradient lever and the score terms were chosen per detector on
     # the validation split
     changed = {line.split(":")[0] for line in diff(load_config("ped2"), load_config("ped2_boxes"))}
-    assert changed == {"detector.name", "train.balance", "train.balance_ratio", "scoring.terms.order"}
+    assert changed == {"detector.name", "train.balance", "train.balance_ratio", "scoring.terms.rec",
+                       "scoring.terms.knn"}
