@@ -23,9 +23,10 @@ def sidecar(detector) -> dict:
     scorer = detector.scorer
     geometry = cube_geometry(detector.config)
     T = geometry["window"]
-    if scorer.combined or scorer.context["enabled"]:
-        raise ConfigError("export: this model's object score adds other terms or the motion context "
-                          "(scoring.terms / scoring.context); the ONNX scorer computes the prediction error only")
+    if scorer.combined or scorer.context["enabled"] or scorer.normalize_by:
+        raise ConfigError("export: this model's object score adds other terms, the motion context or a "
+                          "nuisance normalisation (scoring.terms / context / normalize_by); the ONNX scorer "
+                          "computes the prediction error only")
     normalise = scorer.needs_stats
     if normalise:
         scorer.check_fitted("stats:pre")
