@@ -311,7 +311,8 @@ def score_with(scorer, model, train_store, store, context_scores: np.ndarray | N
     on ``train_store`` first when it needs them (its context model is fitted once, by the caller)."""
     if scorer.needs_stats:
         scorer.fit_terms(model, train_store.cubes)
-    scorer.fit_nuisance(model, train_store.cubes, train_store.index, train_store.frame_counts)
+    if scorer.normalize_by:
+        scorer.fit_nuisance(model, train_store.cubes, train_store.index, train_store.frame_counts)
     terms = scorer.terms(model, store.cubes)
     scores = scorer.combine(terms, context_scores)
     if "height" in scorer.normalize_by:
