@@ -24,8 +24,10 @@ stages overlap, so the wall time per frame is below their sum.  The load average
 after is written beside the numbers: speeds taken on a loaded machine are not the machine's.
 
 Precomputed boxes: ``$SEQVAD_PED2_TEST_BOXES`` or ``DATA/ped2/bboxes/ped2_bboxes_test.npz`` (the
-reference boxes converted by ``seqvad boxes convert``).  The model: ``--run``, a checkpoint (default: ``results/ped2/phase3_seed0.pt``) or a run folder's last
-phase checkpoint; else an untrained model of the default width (speed does not depend on the weights).
+reference boxes converted by ``seqvad boxes convert``).  The model: ``--run``, a model file
+(default: ``results/ped2/model.pt``, the ready model with its fitted scorer), a checkpoint or a run
+folder's last phase checkpoint (scored the paper's way); else an untrained model of the default
+width (speed does not depend on the weights).
 """
 
 from __future__ import annotations
@@ -58,12 +60,23 @@ def load() -> float:
 
 
 def speed_model(source: Path) -> tuple[Detector, str]:
-    """The Ped2 config with a trained network: ``source`` is a checkpoint file or a run folder (its
-    last phase checkpoint); neither: an untrained network of the default width (same speed)."""
+    """The model to time: ``source`` is a model file (``Detector.save``: its own config and fitted
+    scorer, e.g. the default ``results/ped2/model.pt``), or a checkpoint file or a run folder (its
+    last phase checkpoint) under the Ped2 config scored the paper's way (the other terms need a
+    scorer fitted on training objects); neither: an untrained network of the default width."""
     from seqvad.checkpoint import load_model
     from seqvad.model import build_model
 
-    model = Detector("ped2", device="cpu")
+    try:
+        model = Detector.load(source, device="cpu")
+        model.threshold = 0.01  # a nominal threshold: alarms change what is drawn, not the speed
+        return model, f"{source} (model file: its config and fitted scorer)"
+    except Exception:  # not a model file: a checkpoint, a run folder or nothing
+        pass
+    from seqvad.config import load_config
+
+    paper_score = {"scoring": {"terms": {"pre": 1.0, "rec": 0.0, "order": 0.0, "knn": 0.0}}}
+    model = Detector(load_config("ped2", paper_score), device="cpu")
     checkpoints = [source] if source.is_file() else sorted((source / "checkpoints").glob("phase*.pt"))
     if checkpoints:
         model.model, _, _ = load_model(checkpoints[-1])
@@ -169,7 +182,7 @@ def scorer_speed(model: Detector, objects_per_group: int, repeats: int, threads:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--run", default=str(REPO / "results" / "ped2" / "phase3_seed0.pt"),
+    parser.add_argument("--run", default=str(REPO / "results" / "ped2" / "model.pt"),
                         help="a checkpoint, or a run folder (its last phase checkpoint); default: the Ped2 "
                              "model of results/ped2/")
     parser.add_argument("--video", default="01", help="Ped2 test video (default 01)")
