@@ -22,13 +22,16 @@ class LatentDensity:
 
     A density score in the spirit of AI-VAD / MULDE, on the features this model learned. The
     fitted state (``mean_``, ``scale_``, the standardised training codes ``codes_``, at most
-    ``max_codes`` of them) is plain arrays; the scikit-learn index is rebuilt from it."""
+    ``max_codes`` of them) is plain arrays. The search is exact, by matrix products in numpy
+    rather than scikit-learn's ``NearestNeighbors``: for the few dozen objects of a frame against
+    20,000 codes its per-call overhead made the query 5.8 ms, most of the term's cost."""
+
+    CHUNK = 1024  # queries per matrix product (1024 x 20,000 float32 distances: 80 MB)
 
     def __init__(self, k: int = 10):
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise ConfigError(f"scoring.knn_k: expected a whole number >= 1, got {k!r}")
         self.k = int(k)
-        self._index = None
 
     def fit(self, codes: np.ndarray, max_codes: int = 20000, seed: int = 0) -> "LatentDensity":
         codes = np.asarray(codes, np.float32)
@@ -41,22 +44,13 @@ class LatentDensity:
         self.mean_ = codes.mean(0)
         self.scale_ = codes.std(0) + 1e-6
         self.codes_ = ((codes - self.mean_) / self.scale_).astype(np.float32)
-        self._index = None
         return self
-
-    def _neighbours(self):
-        if not hasattr(self, "codes_"):
-            raise ConfigError("scoring.terms.knn: the latent density was never fitted")
-        if self._index is None:
-            from sklearn.neighbors import NearestNeighbors
-
-            self._index = NearestNeighbors(n_neighbors=min(self.k + 1, len(self.codes_))).fit(self.codes_)
-        return self._index
 
     def score(self, codes: np.ndarray, exclude_self: bool = False) -> np.ndarray:
         """Mean distance to the k nearest training codes; ``exclude_self`` for the training codes
         themselves (their nearest neighbour is their own copy)."""
-        self._neighbours()
+        if not hasattr(self, "codes_"):
+            raise ConfigError("scoring.terms.knn: the latent density was never fitted")
         return self._mean_distance((np.asarray(codes, np.float32) - self.mean_) / self.scale_, exclude_self)
 
     def training_scores(self) -> np.ndarray:
@@ -64,11 +58,24 @@ class LatentDensity:
         return self._mean_distance(self.codes_, exclude_self=True)
 
     def _mean_distance(self, points: np.ndarray, exclude_self: bool) -> np.ndarray:
+        """Mean Euclidean distance to the k nearest codes (the nearest dropped: ``exclude_self``)."""
         if len(points) == 0:
             return np.zeros(0)
-        distances, _ = self._neighbours().kneighbors(points)
-        distances = distances[:, 1:] if exclude_self else distances[:, : self.k]
-        return distances.mean(1)
+        import torch
+
+        codes = self.codes_
+        take = min(self.k + 1 if exclude_self else self.k, len(codes))
+        if getattr(self, "_norms", None) is None or len(self._norms) != len(codes):
+            self._norms = np.einsum("ij,ij->i", codes, codes)  # kept: the codes do not change
+        out = np.empty(len(points))
+        for start in range(0, len(points), self.CHUNK):
+            query = np.asarray(points[start:start + self.CHUNK], np.float32)
+            squared = self._norms[None, :] - 2.0 * (query @ codes.T) + np.einsum("ij,ij->i", query, query)[:, None]
+            # torch's top-k, sorted ascending: 4x faster than numpy's partition at 20,000 codes
+            nearest = torch.topk(torch.from_numpy(squared), take, dim=1, largest=False).values.numpy()
+            distances = np.sqrt(np.maximum(nearest, 0.0))
+            out[start:start + len(query)] = (distances[:, 1:] if exclude_self else distances).mean(1)
+        return out
 
     def state_dict(self) -> dict:
         return {"k": self.k, "mean": self.mean_, "scale": self.scale_, "codes": self.codes_}
