@@ -26,7 +26,6 @@ from seqvad.atomic import write_json
 from seqvad.checkpoint import load_model
 from seqvad.provenance import command_line, git_commit, machine
 from seqvad.scoring import Scorer, micro_auc
-from seqvad.scoring.nuisance import box_heights
 
 VARIANTS = {"paper": [], "count": ["count"], "height": ["height"], "height+count": ["height", "count"]}
 
@@ -50,9 +49,7 @@ def evaluate(run_dir: Path, split: str, terms: list[str]) -> dict:
         for name, nuisances in VARIANTS.items():
             scorer = Scorer({**section, "normalize_by": nuisances})
             scorer.fit_nuisance(model, train.cubes, train.index, train.frame_counts, values=values["train"])
-            scores = values["scored"]
-            if scorer.height_ is not None:
-                scores = scorer.height_(scores, box_heights(store.index))
+            scores = scorer.normalise_objects(values["scored"], store.index)
             _, smoothed = scorer.frame_scores(scores, store.index, store.frame_counts)
             phase[name] = round(micro_auc(labels, smoothed), 4)
         phase["seconds"] = round(time.perf_counter() - started, 1)

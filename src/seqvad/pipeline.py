@@ -314,12 +314,7 @@ def score_with(scorer, model, train_store, store, context_scores: np.ndarray | N
     if scorer.normalize_by:
         scorer.fit_nuisance(model, train_store.cubes, train_store.index, train_store.frame_counts)
     terms = scorer.terms(model, store.cubes)
-    scores = scorer.combine(terms, context_scores)
-    if "height" in scorer.normalize_by:
-        from seqvad.scoring.nuisance import box_heights
-
-        scores = scorer.height_(scores, box_heights(store.index))
-    return terms, scores
+    return terms, scorer.normalise_objects(scorer.combine(terms, context_scores), store.index)
 
 
 def oracle_best_epoch(run_dir: Path, store, labels: list[np.ndarray], scorer,

@@ -49,6 +49,7 @@ import numpy as np
 
 from seqvad.data.videos import FrameReader, Video
 from seqvad.errors import ConfigError
+from seqvad.objects.detectors.boxes import box_iou
 
 KINDS = ("fast", "glide", "foreign", "rush", "reverse", "freeze")
 VALIDATION_KEYS = ("videos", "kinds", "seed", "span", "speed", "object_speed", "rush_speed", "gap", "copies")
@@ -485,7 +486,7 @@ def _matching_box(boxes: np.ndarray, box: np.ndarray, min_iou: float = 0.3) -> n
     """The row of ``boxes`` (k, 4..) that overlaps ``box`` most if IoU >= ``min_iou``, else ``box``."""
     if not boxes.size:
         return box
-    iou = _iou(boxes, box)
+    iou = box_iou(boxes, box[None])[:, 0]
     best = int(np.argmax(iou))
     return boxes[best, :4].astype(np.float32) if iou[best] >= min_iou else box
 
@@ -499,14 +500,6 @@ def _without(boxes: np.ndarray, box: np.ndarray, min_iou: float = 0.3) -> np.nda
     """``boxes`` less the one that overlaps ``box`` most, if IoU >= ``min_iou``."""
     if not len(boxes):
         return boxes
-    iou = _iou(boxes, box)
+    iou = box_iou(boxes, box[None])[:, 0]
     best = int(np.argmax(iou))
     return np.delete(boxes, best, axis=0) if iou[best] >= min_iou else boxes
-
-
-def _iou(boxes: np.ndarray, box: np.ndarray) -> np.ndarray:
-    x1, y1 = np.maximum(boxes[:, 0], box[0]), np.maximum(boxes[:, 1], box[1])
-    x2, y2 = np.minimum(boxes[:, 2], box[2]), np.minimum(boxes[:, 3], box[3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area = lambda b: (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])  # noqa: E731
-    return inter / np.maximum(area(boxes[:, :4]) + area(box) - inter, 1e-9)

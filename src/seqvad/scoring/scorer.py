@@ -200,7 +200,7 @@ class Scorer:
             values, lowest = self.height_(values, heights), self.height_.lowest(lowest)
         if "count" in self.normalize_by:
             raw, _ = self.frame_scores(values, index, frame_counts, normalised=False)
-            counts = _frames.object_counts(index, frame_counts)
+            counts = _frames.object_counts(index, [len(r) for r in raw])  # frame_counts may be None
             self.count_ = CountNorm().fit(np.concatenate(raw), counts)
             lowest -= float(self.count_.expected_.max())
         self.empty_ = lowest - 1.0  # below any frame with objects, the same in batch and stream
@@ -279,11 +279,15 @@ class Scorer:
     def object_scores(self, model, cubes: np.ndarray, index: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
         """Anomaly score of each object (``index`` holds its box: x1, y1, x2, y2; needed with context
         and ``normalize_by: height``)."""
-        scores = self.combine(self.terms(model, cubes), self.context_scores(cubes, index))
-        if "height" in self.normalize_by:
-            self.check_fitted("height")
-            scores = self.height_(scores, box_heights(index))
-        return scores
+        return self.normalise_objects(self.combine(self.terms(model, cubes), self.context_scores(cubes, index)),
+                                      index)
+
+    def normalise_objects(self, scores: np.ndarray, index: Mapping[str, np.ndarray] | None) -> np.ndarray:
+        """Combined object scores in units of their height decile's (``normalize_by: height``)."""
+        if "height" not in self.normalize_by:
+            return scores
+        self.check_fitted("height")
+        return self.height_(scores, box_heights(index))
 
     def frame_scores(self, object_values: np.ndarray, index: Mapping[str, np.ndarray],
                      frame_counts: Sequence[int] | None = None,
