@@ -141,32 +141,34 @@ def end_to_end(model, folder, tmp: Path, repeats: int, **kwargs) -> dict:
 
 
 def scorer_speed(model: Detector, objects_per_group: int, repeats: int, threads: int) -> dict:
-    """Cubes/s of each engine on batches of one detection group's objects, vs the conv peak."""
+    """Cubes/s of each engine on batches of one detection group's objects, vs the conv peak: the
+    network of the model's weighted terms (the kNN query after it is not counted here)."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from seqvad.scoring.compact import Engine, PredictionError
-    from seqvad.scoring.errors import object_errors
+    from seqvad.scoring.compact import Engine, ObjectTerms
+    from seqvad.scoring.errors import object_terms
     from train_speed import median_seconds, peak_conv_gflops
 
     torch.set_num_threads(threads)
+    names = model.scorer.term_names
     geometry = model.config["cubes"]
     shape = (objects_per_group, 2 * geometry["window"] + 1, geometry["channels"], geometry["size"], geometry["size"])
     cubes = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
     with FlopCounterMode(display=False) as counter, torch.no_grad():
-        PredictionError(model.model)(torch.from_numpy(cubes))
+        ObjectTerms(model.model, names)(torch.from_numpy(cubes))
     flops_per_cube = counter.get_total_flops() / len(cubes)
     peak = peak_conv_gflops(torch.device("cpu"), repeats)
     calls = max(1, 4000 // len(cubes))  # about 4000 cubes per timed repeat
-    engines = {"torch": lambda: [object_errors(model.model, cubes) for _ in range(calls)]}
+    engines = {"torch": lambda: [object_terms(model.model, cubes, names) for _ in range(calls)]}
     for name in ("folded", "onnx"):
         try:
-            engine = Engine(model.model, engine=name, threads=threads)
+            engine = Engine(model.model, engine=name, threads=threads, names=names)
         except Exception as exc:  # onnx needs the onnx package
             engines[name] = str(exc)
             continue
-        engines[name] = (lambda e: lambda: [e.errors(cubes) for _ in range(calls)])(engine)
-    out = {"threads": threads, "batch": len(cubes), "mflop_per_cube": round(flops_per_cube / 1e6, 3),
+        engines[name] = (lambda e: lambda: [e.terms(cubes) for _ in range(calls)])(engine)
+    out = {"threads": threads, "terms": list(names), "batch": len(cubes), "mflop_per_cube": round(flops_per_cube / 1e6, 3),
            "peak_conv": peak}
     for name, run in engines.items():
         if isinstance(run, str):
@@ -189,7 +191,8 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", default=str(REPO / "results" / "detect_speed.json"))
     parser.add_argument("--set", action="append", default=[], metavar="detector.KEY=VALUE",
-                        help="change a detector setting for this measurement, e.g. detector.yolox.stride=4 "
+                        help="change a detector setting or scoring.engine for this measurement, e.g. "
+                             "detector.yolox.stride=4 or scoring.engine=onnx "
                              "(value parsed as YAML; repeatable)")
     args = parser.parse_args()
     folder = DATA / "ped2" / "testing" / "frames" / args.video
@@ -210,10 +213,11 @@ def main() -> int:
 
         for item in args.set:
             key, _, value = item.partition("=")
-            if not key.startswith("detector."):
-                parser.error(f"--set {item}: only detector.* settings")
+            if not (key.startswith("detector.") or key == "scoring.engine"):
+                parser.error(f"--set {item}: only detector.* settings and scoring.engine")
             set_dotted(model.config, key, yaml.safe_load(value))
         validate(model.config, source="--set")
+        model.scorer.engine = model.config["scoring"]["engine"]
     result = {"command": " ".join(["python benchmarks/detect_speed.py", *sys.argv[1:]]),
               "git_commit": git_commit(), "machine": machine(), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
               "input": f"ped2/testing/frames/{args.video}", "model": label, "model_config": model.config["model"],

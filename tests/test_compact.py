@@ -1,7 +1,8 @@
 """The inference scorer (seqvad.scoring.compact): BatchNorm folded, ONNX export, engines, `seqvad export`.
 
 Tolerances: the folded network and its ONNX graph change only the order of float32 operations, so
-their prediction errors agree with the whole model's within rtol 1e-5 (atol 1e-7 near 0).
+their terms agree with the whole model's within rtol 1e-5 (atol 1e-7 near 0; the order logits and
+latent codes, which are not squared errors and can be near 0, within atol 1e-5).
 """
 
 import json
@@ -19,6 +20,8 @@ from seqvad.scoring import Scorer
 from seqvad.scoring.compact import Engine, fold_batchnorm
 
 RTOL, ATOL = 1e-5, 1e-7
+TERM_ATOL = {"pre": ATOL, "rec": ATOL, "order": 1e-5, "knn": 1e-5}
+ALL_TERMS = ("pre", "rec", "order", "knn")
 GEOMETRY = DEFAULTS["cubes"]
 
 
@@ -59,6 +62,35 @@ def test_folded_module_scores_as_the_whole_model(kind, model_cfg):
     np.testing.assert_allclose(folded, expected, rtol=RTOL, atol=ATOL)
 
 
+@pytest.mark.parametrize("names", [ALL_TERMS, ("rec", "knn"), ("order",)])
+@pytest.mark.parametrize("model_cfg", [{}, {"channels_last": False}, {"norm": "group"}, {"memory": {"items": 5}}])
+def test_folded_module_gives_every_term_as_the_whole_model(names, model_cfg):
+    model, batch = tiny_model(**model_cfg), cubes()
+    expected = scoring.object_terms(model, batch, names)
+    engine = Engine(model, "mse", "folded", batch_size=16, names=names)
+    assert engine.module.reconstruction is None or "rec" in names  # heads no term needs are left out
+    assert engine.module.prediction is None or "pre" in names
+    got = engine.terms(batch)
+    assert list(got) == list(names)
+    for name in names:
+        assert got[name].shape == expected[name].shape and got[name].dtype == expected[name].dtype
+        np.testing.assert_allclose(got[name], expected[name], rtol=RTOL, atol=TERM_ATOL[name], err_msg=name)
+
+
+def test_onnx_engine_gives_every_term_as_torch():
+    pytest.importorskip("onnx")
+    model, batch = tiny_model(1), cubes(seed=1)
+    expected = scoring.object_terms(model, batch, ALL_TERMS)
+    got = Engine(model, "mse", "onnx", threads=1, names=ALL_TERMS).terms(batch)
+    for name in ALL_TERMS:
+        np.testing.assert_allclose(got[name], expected[name], rtol=RTOL, atol=TERM_ATOL[name], err_msg=name)
+
+
+def test_engine_on_no_cubes_gives_empty_terms():
+    got = Engine(tiny_model(), names=ALL_TERMS).terms(cubes(0))
+    assert all(len(value) == 0 for value in got.values())
+
+
 @pytest.mark.parametrize("kind", ["mse", "psnr"])
 def test_onnx_engine_scores_as_torch(kind):
     pytest.importorskip("onnx")
@@ -69,10 +101,18 @@ def test_onnx_engine_scores_as_torch(kind):
     assert len(Engine(model, kind, "onnx").errors(batch[:1])) == 1  # the batch dimension is dynamic
 
 
-def test_scorer_engines_agree_and_the_engine_is_built_once():
+@pytest.mark.parametrize("terms", [{}, {"pre": 1.0, "rec": 1.0, "order": 1.0, "knn": 1.0}])
+def test_scorer_engines_agree_and_the_engine_is_built_once(terms):
     model, batch = tiny_model(2), cubes(seed=2)
-    scores = {name: Scorer({"engine": name}).object_scores(model, batch) for name in ("torch", "folded")}
-    np.testing.assert_allclose(scores["folded"], scores["torch"], rtol=RTOL, atol=ATOL)
+    whole = Scorer({"engine": "torch", "terms": terms, "knn_k": 3})
+    if whole.needs_stats:
+        whole.fit_terms(model, cubes(60, seed=3))
+    state = whole.state_dict()
+    folded = Scorer.from_state({**state, "config": {**state["config"], "engine": "folded"}})
+    # terms are divided by their training IQR, here an untrained network's (the order logit's is
+    # 5e-4), which magnifies float32 rounding: 1e-4 absolute on scores of order 1
+    np.testing.assert_allclose(folded.object_scores(model, batch), whole.object_scores(model, batch),
+                               rtol=RTOL, atol=1e-4 if terms else ATOL)
     scorer = Scorer()
     assert scorer.fast_engine(model) is scorer.fast_engine(model)
     assert scorer.fast_engine(tiny_model(3)) is not scorer.fast_engine(model)
@@ -112,14 +152,49 @@ def test_export_writes_onnx_and_sidecar_that_score_as_torch(tmp_path, capsys):
     np.testing.assert_allclose(got, scoring.object_errors(detector.model, batch), rtol=RTOL, atol=ATOL)
 
 
+def score_from_export(onnx_path, batch):
+    """Object scores of ``batch`` computed from the exported files alone, following OUT.json's words."""
+    from seqvad.scoring.compact import onnx_session
+
+    info = json.loads(onnx_path.with_suffix(".json").read_text())
+    rule = info["object_score"]
+    outputs = list(info["outputs"])
+    values = dict(zip(outputs, onnx_session(str(onnx_path)).run(outputs, {"cubes": batch})))
+    total = 0.0
+    for term in rule["terms"].values():
+        value = values[term["output"]].astype(np.float64)
+        if "file" in term:  # kNN: mean distance of the standardised code to the k nearest training codes
+            bank = np.load(onnx_path.parent / term["file"], allow_pickle=False)
+            query = (value - bank["mean"]) / bank["scale"]
+            distances = np.linalg.norm(query[:, None, :] - bank["codes"][None], axis=2)
+            value = np.sort(distances, axis=1)[:, :term["k"]].mean(1)
+        total = total + term["weight"] * (value - term["median"]) / term["iqr"]
+    return np.maximum(total, 0.0)
+
+
+def test_export_of_a_four_term_score_reproduces_it_from_its_files(tmp_path):
+    pytest.importorskip("onnx")
+    detector = fitted_detector({"terms": {"pre": 1.0, "rec": 1.0, "order": 1.0, "knn": 1.0}, "knn_k": 3})
+    detector.scorer.fit_terms(detector.model, cubes(60, seed=6))
+    model_file = detector.save(tmp_path / "model.pt")
+    assert main(["export", str(model_file), str(tmp_path / "scorer.onnx")]) == 0
+    assert (tmp_path / "scorer.knn.npz").is_file()
+    info = json.loads((tmp_path / "scorer.json").read_text())
+    assert list(info["outputs"]) == ["error", "rec", "order", "codes"]
+    assert set(info["object_score"]["terms"]) == {"pre", "rec", "order", "knn"}
+    batch = cubes(9, seed=7)
+    expected = Detector.load(model_file, device="cpu").object_scores(batch, None)
+    # as in test_scorer_engines_agree...: float32 rounding divided by an untrained network's small IQRs
+    np.testing.assert_allclose(score_from_export(tmp_path / "scorer.onnx", batch), expected, rtol=RTOL, atol=1e-4)
+
+
 def test_export_refuses_scores_it_cannot_compute(tmp_path, capsys):
     pytest.importorskip("onnx")
-    detector = fitted_detector({"terms": {"pre": 1.0, "rec": 1.0}})
-    detector.scorer.stats_ = {"pre": {"median": 0.1, "iqr": 0.1}, "rec": {"median": 0.1, "iqr": 0.1}}
+    detector = fitted_detector({"normalize_by": ["height"]})
     model_file = detector.save(tmp_path / "model.pt")
     assert main(["export", str(model_file), str(tmp_path / "scorer.onnx")]) == 2
-    assert "prediction error only" in capsys.readouterr().err
-    assert not (tmp_path / "scorer.onnx").exists()
+    assert "normalize_by" in capsys.readouterr().err
+    assert not (tmp_path / "scorer.onnx").exists() and not (tmp_path / "scorer.json").exists()
 
 
 

@@ -215,7 +215,7 @@ def test_error_inside_processing_still_closes_outputs(trained, tmp_path, monkeyp
     from seqvad.scoring.compact import Engine
 
     calls = {"n": 0}
-    real = Engine.errors
+    real = Engine.terms
 
     def failing(*args, **kwargs):
         calls["n"] += 1
@@ -223,7 +223,7 @@ def test_error_inside_processing_still_closes_outputs(trained, tmp_path, monkeyp
             raise RuntimeError("out of memory")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(Engine, "errors", failing)
+    monkeypatch.setattr(Engine, "terms", failing)
     with pytest.raises(RuntimeError, match="out of memory"):
         run_detection(trained["model"], open_source(trained["avi"]), tmp_path / "err", top_k=1)
     rows = read_csv(tmp_path / "err" / "scores.csv")

@@ -104,9 +104,9 @@ DEFAULTS: dict[str, Any] = {
     # frame score = max over objects, median-filtered over median_window frames; the alarm
     # threshold is the threshold_quantile of the training frame scores
     "scoring": {"error": "mse", "normalize": False, "median_window": 17, "threshold_quantile": 0.99,
-                # the network that computes the prediction error (seqvad.scoring.compact): folded
-                # (torch, BatchNorm folded, prediction path only) | onnx (the same in onnxruntime,
-                # needs the onnx package) | torch (the whole model). Other terms use the whole model
+                # the network that computes the object terms (seqvad.scoring.compact): folded
+                # (torch, BatchNorm folded, only the heads the weighted terms need) | onnx (the same
+                # in onnxruntime, needs the onnx package) | torch (the whole model)
                 "engine": "folded",
                 # optional motion context (seqvad.context): place + velocity of each object
                 # against the training objects', added to its normalised prediction error

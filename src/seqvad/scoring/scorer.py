@@ -216,15 +216,15 @@ class Scorer:
 
     # -- scoring ----------------------------------------------------------------------------
     def raw_terms(self, model, cubes: np.ndarray) -> dict[str, np.ndarray]:
-        """Raw per-object terms (``term_names``), ``knn`` as latent codes; the prediction error
-        alone goes through ``scoring.engine`` (:mod:`seqvad.scoring.compact`)."""
-        if self.term_names == ("pre",) and self.engine != "torch":
-            return {"pre": self.fast_engine(model).errors(cubes)}
+        """Raw per-object terms (``term_names``), ``knn`` as latent codes, through the network of
+        ``scoring.engine`` (:mod:`seqvad.scoring.compact`; ``torch``: the whole model)."""
+        if self.engine != "torch":
+            return self.fast_engine(model).terms(cubes)
         return _errors.object_terms(model, cubes, self.term_names, kind=self.error, device=self.device)
 
     def prepare(self, model) -> None:
         """Build the network ``raw_terms`` will use now (folding, ONNX export), not at the first object."""
-        if self.term_names == ("pre",) and self.engine != "torch":
+        if self.engine != "torch":
             self.fast_engine(model)
 
     def fast_engine(self, model):
@@ -235,7 +235,8 @@ class Scorer:
         from seqvad.scoring.compact import Engine
 
         if self._fast is None or self._fast[0]() is not model:
-            self._fast = (weakref.ref(model), Engine(model, self.error, self.engine, self.device))
+            self._fast = (weakref.ref(model), Engine(model, self.error, self.engine, self.device,
+                                                     names=self.term_names))
         return self._fast[1]
 
     def terms(self, model, cubes: np.ndarray) -> dict[str, np.ndarray]:
