@@ -116,3 +116,61 @@ def test_epoch_fraction_trains_a_fresh_subset_each_epoch(tmp_path):
         config["train"]["epoch_fraction"] = bad
         with pytest.raises(ConfigError, match="epoch_fraction"):
             Trainer(config, tiny_cubes(), tmp_path / "bad", progress=False)
+
+
+def test_weight_average_follows_its_recursion_and_phase_checkpoints_hold_it(tmp_path):
+    """train.ema_decay: after every step each float entry of the state moves (1 - decay) of the way
+    to the model's; the phase checkpoint (what is scored) holds the average, checkpoints/raw/ the
+    weights as trained; ema_decay 0 writes no raw folder."""
+    from seqvad.train import load_checkpoint
+
+    decay, cubes = 0.9, tiny_cubes()
+    trainer = Trainer(tiny_config(epochs=(1, 1, 1), ema_decay=decay), cubes, tmp_path / "ema", progress=False)
+    expected = {k: v.detach().clone().double() for k, v in trainer.runner.model.state_dict().items()}
+    steps = {"n": 0}
+
+    def follow(info):
+        steps["n"] += 1
+        for name, value in trainer.runner.model.state_dict().items():
+            if value.is_floating_point():
+                expected[name] = decay * expected[name] + (1 - decay) * value.double()
+            else:
+                expected[name] = value.clone().double()
+
+    trainer.on_step = follow
+    trainer.fit()
+    assert steps["n"] == 12
+    run = tmp_path / "ema" / "checkpoints"
+    averaged, raw = load_checkpoint(run / "phase3.pt"), load_checkpoint(run / "raw" / "phase3.pt")
+    for name, value in averaged["model"].items():
+        torch.testing.assert_close(value.double(), expected[name], rtol=1e-5, atol=1e-6)
+    model_now = trainer.runner.model.state_dict()
+    assert all(torch.equal(raw["model"][k], model_now[k]) for k in model_now)
+    assert any(not torch.allclose(averaged["model"][k], raw["model"][k]) for k in model_now
+               if model_now[k].is_floating_point())
+    assert averaged["info"]["ema_decay"] == decay and "ema_decay" not in raw["info"]
+
+    plain = Trainer(tiny_config(epochs=(1, 1, 1)), cubes, tmp_path / "plain", progress=False)
+    plain.fit()
+    assert not (tmp_path / "plain" / "checkpoints" / "raw").exists()
+
+
+def test_weight_average_resumes_exactly(tmp_path):
+    from seqvad.train import load_checkpoint
+
+    from test_train import Killed, kill_at
+
+    config, cubes = tiny_config(epochs=(1, 2, 1), ema_decay=0.8, checkpoint_every_steps=3), tiny_cubes()
+    Trainer(config, cubes, tmp_path / "straight", progress=False).fit()
+    with pytest.raises(Killed):
+        Trainer(config, cubes, tmp_path / "killed", progress=False, on_step=kill_at(11)).fit()
+    Trainer(config, cubes, tmp_path / "killed", progress=False).fit(resume=True)
+    for name in ("phase2.pt", "phase3.pt", "raw/phase3.pt"):
+        a = load_checkpoint(tmp_path / "straight" / "checkpoints" / name)["model"]
+        b = load_checkpoint(tmp_path / "killed" / "checkpoints" / name)["model"]
+        assert all(torch.equal(a[k], b[k]) for k in a), name
+
+
+def test_ema_decay_out_of_range_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="train.ema_decay"):
+        Trainer(tiny_config(ema_decay=1.0), tiny_cubes(), tmp_path / "x", progress=False)

@@ -63,11 +63,15 @@ def _quantile(value):
     return None if 0 < value <= 1 else f"must lie in (0, 1], got {value!r}"
 
 
+def _decay(value):
+    return None if 0 <= value < 1 else f"must lie in [0, 1) (0 = off), got {value!r}"
+
+
 RULES: dict[str, Callable[[Any], str | None]] = {
     "train.device": _device, "train.batch_size": _at_least(1), "train.checkpoint_minutes": _at_least(0),
     "train.checkpoint_every_steps": _at_least(0), "train.threads": _at_least(1), "train.num_workers": _at_least(0),
     "train.balance": _one_of("none", "project", "scale"), "train.balance_ratio": _at_least(0, strict=True),
-    "train.epoch_fraction": _quantile,
+    "train.epoch_fraction": _quantile, "train.ema_decay": _decay,
     "cubes.window": _at_least(1), "cubes.size": _at_least(4), "cubes.channels": _one_of(1, 3),
     "detector.merge_iou": _fraction, "detector.min_area": _at_least(0),
     "detector.yolox.score_threshold": _fraction, "detector.yolox.nms_iou": _fraction,

@@ -317,6 +317,31 @@ def combine_gradients(anchor: list[torch.Tensor], other: list[torch.Tensor], met
 StepCallback = Callable[[dict[str, Any]], None]
 
 
+class WeightAverage:
+    """An exponential moving average of a model's state: after every step each floating-point
+    weight and BatchNorm statistic moves ``1 - decay`` of the way to the model's (integer
+    counters are copied). Written here rather than with ``torch.optim.swa_utils.AveragedModel``:
+    the average must be a plain state dict that ``last.pt`` saves and a resume restores exactly,
+    and the phase checkpoints load it as an ordinary model."""
+
+    def __init__(self, model: nn.Module, decay: float):
+        self.decay = float(decay)
+        self.state = {name: value.detach().clone() for name, value in model.state_dict().items()}
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        for name, value in model.state_dict().items():
+            average = self.state[name]
+            if average.is_floating_point():
+                average.lerp_(value, 1.0 - self.decay)
+            else:
+                average.copy_(value)
+
+    def load(self, state: Mapping[str, torch.Tensor]) -> None:
+        for name, value in state.items():
+            self.state[name].copy_(value)
+
+
 class Trainer:
     """Train a model on a cube array through the config's curriculum.
 
@@ -351,6 +376,10 @@ class Trainer:
             raise ConfigError(f"train.balance: {self.balance!r} is not one of {', '.join(BALANCE_METHODS)}")
         if not self.balance_ratio > 0:
             raise ConfigError(f"train.balance_ratio: must be > 0, got {self.balance_ratio}")
+        self.ema_decay = train_cfg.get("ema_decay", 0.0)
+        if isinstance(self.ema_decay, bool) or not isinstance(self.ema_decay, (int, float)) \
+                or not 0 <= self.ema_decay < 1:
+            raise ConfigError(f"train.ema_decay: must lie in [0, 1) (0 = off), got {self.ema_decay!r}")
 
         self.geometry = self._check_cubes(cubes)
         self.fingerprint = cube_fingerprint(cubes)
@@ -371,6 +400,7 @@ class Trainer:
         self.runner.to(self.device)
         self.engine = self._wrap_for_ddp(self.runner)
         self.optimizer = self._new_optimizer(self.schedule.phases[0].lr)
+        self.ema = WeightAverage(self.runner.model, self.ema_decay) if self.ema_decay else None
         self.position = Position()
         self._steps_per_epoch = 0
         self.stats = EpochStats()
@@ -450,6 +480,10 @@ class Trainer:
     def phase_path(self, phase_index: int) -> Path:
         return self.checkpoint_dir / f"phase{phase_index + 1}.pt"
 
+    def raw_phase_path(self, phase_index: int) -> Path:
+        """With ``train.ema_decay``: the phase's weights as trained, beside the averaged ones."""
+        return self.checkpoint_dir / "raw" / f"phase{phase_index + 1}.pt"
+
     def _prepare_run_dir(self, resume: bool, overwrite: bool) -> None:
         if resume and not self.last_path.is_file():
             raise DataError(f"{self.run_dir}: nothing to resume ({self.last_path} does not exist)")
@@ -485,10 +519,11 @@ class Trainer:
 
     # ---- checkpoints ---------------------------------------------------------------------
 
-    def _common_state(self) -> dict[str, Any]:
+    def _common_state(self, averaged: bool = False) -> dict[str, Any]:
+        """What every checkpoint holds; ``averaged``: the model's weights are the moving average."""
         return {"format": CHECKPOINT_FORMAT, "seqvad_version": __version__,
                 "config": copy.deepcopy(self.config), "cube_geometry": dict(self.geometry),
-                "model": self.runner.model.state_dict()}
+                "model": self.ema.state if averaged else self.runner.model.state_dict()}
 
     def _refuse_nonfinite(self, state: Mapping[str, Any], path: Path) -> None:
         """A checkpoint is the 'last good state': never write one holding NaN or inf (a diverging
@@ -513,6 +548,8 @@ class Trainer:
                  "history": copy.deepcopy(self.history), "rng": capture_rng_state(self.device),
                  "cubes": {"n": int(self.data.shape[0]), "fingerprint": self.fingerprint},
                  "world_size": self.ddp.world_size}
+        if self.ema is not None:
+            state["ema"] = self.ema.state
         save_checkpoint(state, self.last_path)
 
     def _save_phase(self, phase_index: int, path: Path | None = None) -> None:
@@ -527,7 +564,16 @@ class Trainer:
                 "losses": row_losses(rows[-1]) if rows else {}}
         path = path or self.phase_path(phase_index)
         self._refuse_nonfinite({"model": self.runner.model.state_dict()}, path)
-        save_checkpoint({**self._common_state(), "kind": "phase", "info": info}, path)
+        if self.ema is None:
+            save_checkpoint({**self._common_state(), "kind": "phase", "info": info}, path)
+            return
+        self._refuse_nonfinite({"ema": self.ema.state}, path)
+        save_checkpoint({**self._common_state(averaged=True), "kind": "phase",
+                         "info": {**info, "ema_decay": self.ema_decay}}, path)
+        raw = self.raw_phase_path(phase_index) if path == self.phase_path(phase_index) \
+            else path.parent / "raw" / path.name
+        raw.parent.mkdir(parents=True, exist_ok=True)
+        save_checkpoint({**self._common_state(), "kind": "phase", "info": info}, raw)
 
     def epoch_path(self, phase_index: int, epoch: int) -> Path:
         return self.checkpoint_dir / "epochs" / f"phase{phase_index + 1}-epoch{epoch:03d}.pt"
@@ -547,6 +593,8 @@ class Trainer:
         self.position = Position(**state["position"])
         self.stats = EpochStats(**state["epoch_stats"])
         self.history = list(state["history"])
+        if self.ema is not None:
+            self.ema.load(state["ema"])
         restore_rng_state(state["rng"], self.device)
         if state.get("world_size", 1) != self.ddp.world_size:
             log.warning("resuming a %d-process run with %d processes: training continues, but not "
@@ -696,6 +744,8 @@ class Trainer:
             for parameter in self.runner.model.encoder.parameters():
                 parameter.grad = None  # Adam leaves parameters without a gradient untouched
         self.optimizer.step()
+        if self.ema is not None:
+            self.ema.update(self.runner.model)
         return values
 
     def _phase_step(self) -> int:
