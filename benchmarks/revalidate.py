@@ -10,8 +10,12 @@ The run's config.yaml gets the dataset config's current ``validation`` section (
 ``--set validation.KEY=VALUE``; the held-out videos must be unchanged), RUN/cubes/val is rebuilt
 and ``seqvad evaluate RUN --split val`` runs.  With ``--into DIR`` the run is left as it is: DIR
 gets the run's config, its checkpoints and training cubes (hard links, read only) and the new
-validation split, so two validation kinds can be compared on the same weights.  ``--boxes`` names
-the precomputed boxes when the dataset's default path does not hold them.
+validation split, so two validation kinds can be compared on the same weights.  ``--raw`` (with
+``--into``) takes a ``train.ema_decay`` run's weights as trained (``checkpoints/raw/``) instead of
+their moving average, so the two are compared on one training run.  ``--boxes`` names the
+precomputed boxes when the dataset's default path does not hold them.
+
+    python benchmarks/revalidate.py runs/val-E0 --into runs/val-E0-raw --raw
 """
 
 from __future__ import annotations
@@ -29,19 +33,25 @@ from seqvad.cli.options import apply_overrides
 from seqvad.config import deep_merge, load_config
 
 
-def linked_copy(run_dir: Path, into: Path) -> None:
-    """``into`` with ``run_dir``'s config, checkpoints and training cubes, hard-linked (nothing
-    here writes to them: evaluation reads, the validation split is written anew)."""
+def linked_copy(run_dir: Path, into: Path, raw: bool = False) -> None:
+    """``into`` with ``run_dir``'s config, checkpoints (``raw``: those of ``checkpoints/raw/``)
+    and training cubes, hard-linked (nothing here writes to them: evaluation reads, the
+    validation split is written anew)."""
     if into.exists():
         raise SystemExit(f"{into}: exists; choose a new folder for --into")
+    if raw and not any((run_dir / "checkpoints" / "raw").glob("phase*.pt")):
+        raise SystemExit(f"{run_dir}: no checkpoints/raw/phase*.pt (trained without train.ema_decay)")
     into.mkdir(parents=True)
     shutil.copy2(run_dir / "config.yaml", into / "config.yaml")
-    for part in ("checkpoints", "cubes/train"):
-        shutil.copytree(run_dir / part, into / part, copy_function=os.link)
+    shutil.copytree(run_dir / "cubes" / "train", into / "cubes" / "train", copy_function=os.link)
+    source = run_dir / "checkpoints" / ("raw" if raw else "")
+    (into / "checkpoints").mkdir()
+    for path in source.glob("phase*.pt"):
+        os.link(path, into / "checkpoints" / path.name)
 
 
 def revalidate(run_dir: Path, sets: list[str] | None = None, boxes: str | None = None,
-               into: Path | None = None) -> dict:
+               into: Path | None = None, raw: bool = False) -> dict:
     config = pipeline.read_run_config(run_dir)
     current = {"validation": load_config(config["name"])["validation"]}
     apply_overrides(current, sets or [], only="validation")
@@ -50,7 +60,7 @@ def revalidate(run_dir: Path, sets: list[str] | None = None, boxes: str | None =
         raise SystemExit(f"{run_dir}: held-out videos changed ({config['validation']['videos']} -> "
                          f"{current['videos']}); the run must be trained again")
     if into is not None:
-        linked_copy(run_dir, into)
+        linked_copy(run_dir, into, raw)
         run_dir = into
     config["validation"] = current
     # the dataset's own boxes (the run's config points at its reduced training CSV)
@@ -69,11 +79,15 @@ def main(argv=None) -> int:
     parser.add_argument("--set", action="append", default=[], metavar="validation.KEY=VALUE")
     parser.add_argument("--boxes", help="precomputed boxes, {split} for train/test")
     parser.add_argument("--into", type=Path, help="write into this new folder (one run only)")
+    parser.add_argument("--raw", action="store_true",
+                        help="with --into: the weights as trained (checkpoints/raw/), not their moving average")
     args = parser.parse_args(argv)
     if args.into and len(args.runs) > 1:
         parser.error("--into takes one run")
+    if args.raw and not args.into:
+        parser.error("--raw needs --into (the run itself keeps its averaged weights)")
     for run in args.runs:
-        result = revalidate(run, args.set, args.boxes, args.into)
+        result = revalidate(run, args.set, args.boxes, args.into, args.raw)
         print(run, " / ".join(f"{p['micro_auc']:.4f}" for p in result["phases"].values()), flush=True)
     return 0
 

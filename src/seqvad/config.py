@@ -86,9 +86,10 @@ DEFAULTS: dict[str, Any] = {
               # the later tasks' gradient on the shared encoder against the first task's:
               # none | project | scale (seqvad.train.combine_gradients)
               "balance": "none", "balance_ratio": 1.0,
-              # exponential moving average of the model's weights (and BatchNorm statistics), updated
-              # after every step across all phases: phase checkpoints (what is scored) hold the
-              # average, checkpoints/raw/ the weights as trained. 0 = off (the paper's recipe)
+              # exponential moving average of the model's weights, updated after every step across
+              # all phases: phase checkpoints (what is scored) hold the average, its BatchNorm
+              # statistics recomputed on training cubes; checkpoints/raw/ the weights as trained.
+              # 0 = off (the paper's recipe)
               "ema_decay": 0.0,
               # each epoch trains on this fraction of the cubes (a fresh random subset per epoch):
               # a fixed, smaller step budget for many-run studies (seqvad.studies); 1 = full epochs
