@@ -4,7 +4,7 @@
 
 DIR gets the run's config, training cubes and validation split (hard links) and its phase
 checkpoints with the BatchNorm statistics recomputed on the training cubes
-(:func:`seqvad.train.recompute_batchnorm`, as ``Trainer`` now does when it saves an averaged
+(:func:`seqvad.averaging.recompute_batchnorm`, as ``Trainer`` now does when it saves an averaged
 checkpoint); the weights are the run's own. ``seqvad evaluate DIR --split val`` then runs. The
 training trajectory does not depend on the recomputation, so this equals training again.
 """
@@ -22,7 +22,7 @@ import torch
 from seqvad import pipeline
 from seqvad.checkpoint import load_checkpoint, save_checkpoint
 from seqvad.model import build_model
-from seqvad.train import recompute_batchnorm
+from seqvad.averaging import recompute_batchnorm
 
 
 def recompute(run_dir: Path, into: Path) -> dict:

@@ -181,7 +181,8 @@ def test_recomputed_batchnorm_statistics_are_those_of_the_cubes_as_scored():
     of the first convolution's outputs over every cube's forward and backward snippets."""
     from seqvad.model import build_model
     from seqvad.tasks import backward_snippet, forward_snippet
-    from seqvad.train import recompute_batchnorm, to_float_cubes
+    from seqvad.averaging import recompute_batchnorm
+    from seqvad.train import to_float_cubes
 
     torch.manual_seed(0)
     model = build_model({"blocks": 2, "width": 4, "latent": 8, "projection": 8}, 1, window=4, size=32)
