@@ -172,16 +172,19 @@ def score_from_export(onnx_path, batch):
     return np.maximum(total, 0.0)
 
 
-def test_export_of_a_four_term_score_reproduces_it_from_its_files(tmp_path):
+@pytest.mark.parametrize("terms", [{"pre": 1.0, "rec": 1.0, "order": 1.0, "knn": 1.0}, {"pre": 1.0, "rec": 2.0}])
+def test_export_of_a_combined_score_reproduces_it_from_its_files(tmp_path, terms):
     pytest.importorskip("onnx")
-    detector = fitted_detector({"terms": {"pre": 1.0, "rec": 1.0, "order": 1.0, "knn": 1.0}, "knn_k": 3})
+    detector = fitted_detector({"terms": terms, "knn_k": 3})
     detector.scorer.fit_terms(detector.model, cubes(60, seed=6))
     model_file = detector.save(tmp_path / "model.pt")
     assert main(["export", str(model_file), str(tmp_path / "scorer.onnx")]) == 0
-    assert (tmp_path / "scorer.knn.npz").is_file()
+    weighted = [name for name in ALL_TERMS if terms.get(name)]
+    assert (tmp_path / "scorer.knn.npz").is_file() == ("knn" in weighted)
     info = json.loads((tmp_path / "scorer.json").read_text())
-    assert list(info["outputs"]) == ["error", "rec", "order", "codes"]
-    assert set(info["object_score"]["terms"]) == {"pre", "rec", "order", "knn"}
+    outputs = {"pre": "error", "rec": "rec", "order": "order", "knn": "codes"}
+    assert list(info["outputs"]) == [outputs[name] for name in weighted]
+    assert list(info["object_score"]["terms"]) == weighted
     batch = cubes(9, seed=7)
     expected = Detector.load(model_file, device="cpu").object_scores(batch, None)
     # as in test_scorer_engines_agree...: float32 rounding divided by an untrained network's small IQRs

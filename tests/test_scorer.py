@@ -174,3 +174,19 @@ def test_normalize_by_height_and_count_uses_training_objects_only(tiny):
         Scorer({"normalize_by": ["size"]})
     with pytest.raises(ConfigError, match="needs scoring.error: mse"):
         Scorer({"normalize_by": ["count"], "error": "psnr"})
+
+
+def test_latent_density_is_exact_and_a_refit_forgets_the_old_codes():
+    """The kNN term against a brute-force search; fitting again on other codes of the same
+    number must not reuse anything kept from the first fit."""
+    from seqvad.scoring import LatentDensity
+
+    rng = np.random.default_rng(0)
+    first, second, queries = rng.normal(size=(50, 6)), rng.normal(3.0, 2.0, size=(50, 6)), rng.normal(size=(7, 6))
+    density = LatentDensity(k=4).fit(first)
+    density.score(queries)  # a first query keeps what it can reuse
+    density.fit(second)
+    standard = (second - second.mean(0)) / (second.std(0) + 1e-6)
+    query = (queries - second.mean(0)) / (second.std(0) + 1e-6)
+    brute = np.sort(np.linalg.norm(query[:, None] - standard[None], axis=2), axis=1)[:, :4].mean(1)
+    np.testing.assert_allclose(density.score(queries), brute, rtol=1e-4, atol=1e-5)

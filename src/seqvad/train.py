@@ -456,10 +456,6 @@ class Trainer:
     def phase_path(self, phase_index: int) -> Path:
         return self.checkpoint_dir / f"phase{phase_index + 1}.pt"
 
-    def raw_phase_path(self, phase_index: int) -> Path:
-        """With ``train.ema_decay``: the phase's weights as trained, beside the averaged ones."""
-        return self.checkpoint_dir / "raw" / f"phase{phase_index + 1}.pt"
-
     def _prepare_run_dir(self, resume: bool, overwrite: bool) -> None:
         if resume and not self.last_path.is_file():
             raise DataError(f"{self.run_dir}: nothing to resume ({self.last_path} does not exist)")
@@ -548,8 +544,7 @@ class Trainer:
         self._refuse_nonfinite({"ema": self.ema.state}, path)
         save_checkpoint({**self._common_state(averaged=True), "kind": "phase",
                          "info": {**info, "ema_decay": self.ema_decay}}, path)
-        raw = self.raw_phase_path(phase_index) if path == self.phase_path(phase_index) \
-            else path.parent / "raw" / path.name
+        raw = path.parent / "raw" / path.name  # the weights as trained, beside the averaged ones
         raw.parent.mkdir(parents=True, exist_ok=True)
         save_checkpoint({**self._common_state(), "kind": "phase", "info": info}, raw)
 

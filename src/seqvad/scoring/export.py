@@ -38,10 +38,12 @@ def object_score_rule(scorer, knn_file: str | None) -> dict | str:
         for name in scorer.weighted_terms:
             scorer.check_fitted(f"stats:{name}")
             terms[name] = {"output": _output(name), "weight": scorer.weights[name], **scorer.stats_[name]}
-        terms.get("knn", {}).update(
-            value=f"mean Euclidean distance of (codes - mean) / scale to the k={scorer.density_.k} nearest rows "
-                  f"of 'codes' in {knn_file} (arrays mean, scale, codes), computed before the median and iqr",
-            file=knn_file, k=scorer.density_.k)
+        if "knn" in terms:
+            k = scorer.density_.k
+            terms["knn"].update(
+                value=f"mean Euclidean distance of (codes - mean) / scale to the k={k} nearest rows of 'codes' "
+                      f"in {knn_file} (arrays mean, scale, codes), computed before the median and iqr",
+                file=knn_file, k=k)
         return {"rule": "max(0, sum over terms of weight * (value - median) / iqr)", "terms": terms}
     if scorer.needs_stats:
         scorer.check_fitted("stats:pre")

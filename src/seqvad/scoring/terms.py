@@ -44,6 +44,7 @@ class LatentDensity:
         self.mean_ = codes.mean(0)
         self.scale_ = codes.std(0) + 1e-6
         self.codes_ = ((codes - self.mean_) / self.scale_).astype(np.float32)
+        self._norms = None  # squared norms of codes_, computed at the first query
         return self
 
     def score(self, codes: np.ndarray, exclude_self: bool = False) -> np.ndarray:
@@ -65,8 +66,8 @@ class LatentDensity:
 
         codes = self.codes_
         take = min(self.k + 1 if exclude_self else self.k, len(codes))
-        if getattr(self, "_norms", None) is None or len(self._norms) != len(codes):
-            self._norms = np.einsum("ij,ij->i", codes, codes)  # kept: the codes do not change
+        if getattr(self, "_norms", None) is None:  # reset by fit; from_state builds a new object
+            self._norms = np.einsum("ij,ij->i", codes, codes)
         out = np.empty(len(points))
         for start in range(0, len(points), self.CHUNK):
             query = np.asarray(points[start:start + self.CHUNK], np.float32)
